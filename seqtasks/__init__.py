@@ -1,0 +1,3 @@
+"""seqtasks: recurrent sequence models for tagging, classification, translation and music."""
+
+__version__ = "0.1.0"

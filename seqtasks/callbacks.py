@@ -1,0 +1,28 @@
+"""Callbacks that make a run's artefacts easy to find."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class CheckpointReport(pl.Callback):
+    """At the end of fit, print where the best and last checkpoints are and record them in W&B's summary."""
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        paths: dict[str, str] = {}
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                if callback.best_model_path:
+                    paths["checkpoint/best"] = callback.best_model_path
+                    if callback.best_model_score is not None:
+                        paths["checkpoint/best_score"] = f"{float(callback.best_model_score):.4f}"
+                if callback.last_model_path:
+                    paths["checkpoint/last"] = callback.last_model_path
+        for key, value in paths.items():
+            print(f"{key}: {value}")
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.experiment.summary.update(paths)

@@ -1,0 +1,7 @@
+"""Dataset sources, vocabularies, batching and DataModules."""
+
+from seqtasks.data.classification import TextClassificationDataModule
+from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.errors import DataError
+
+__all__ = ["DataError", "RecurrentDataModule", "TextClassificationDataModule"]

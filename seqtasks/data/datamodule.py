@@ -1,0 +1,310 @@
+"""The shared DataModule machinery: dataset resolution, the prepare step, splits, streaming, loaders.
+
+A task's DataModule subclasses :class:`RecurrentDataModule` and supplies four things: what the prepare
+step computes from the training rows (:meth:`build_prepared`), how one row becomes an example
+(:meth:`encode_row`), how examples become a batch (:meth:`collate`), and which columns it reads
+(:meth:`required_columns`).
+
+The prepare step's result (vocabularies, label names, row counts) is a JSON file under the cache
+directory, keyed by a hash of every setting that affects it; ``fit`` builds it when missing, so one
+command trains from nothing, and ``seqtasks prepare`` builds it explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import lightning.pytorch as pl
+import torch
+from datasets.distributed import split_dataset_by_node
+from torch.utils.data import DataLoader
+
+from seqtasks.data.batching import StreamingBatches, bucket_batches
+from seqtasks.data.errors import DataError
+from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve
+
+
+class RecurrentDataModule(pl.LightningDataModule):
+    """Base DataModule over a HuggingFace dataset, map-style or streaming.
+
+    Args:
+        dataset: Hub id or local directory; see :mod:`seqtasks.data.sources` for how it resolves.
+        streaming: read with ``streaming=True`` (an IterableDataset) instead of map-style.
+        batch_size: examples per batch.
+        train_split: the training split's name.
+        validation_split: the validation split's name; when the dataset lacks it, a fraction of the
+            training split is held out instead (``validation_fraction``).
+        validation_fraction: share of the training split held out for validation when there is no
+            validation split; chosen with ``seed``, the same rows in map-style and streaming mode.
+        test_split: the test split's name, or None.
+        seed: seed of the held-out choice and of shuffling (with the epoch).
+        pool_batches: batches' worth of examples sorted by length together.
+        shuffle_buffer: streaming shuffle buffer (examples).
+        num_workers: DataLoader workers (map-style); 0 is usually fastest on a 2-core machine.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        streaming: bool = False,
+        batch_size: int = 32,
+        train_split: str = "train",
+        validation_split: str = "validation",
+        validation_fraction: float = 0.1,
+        test_split: str | None = "test",
+        seed: int = 42,
+        pool_batches: int = 50,
+        shuffle_buffer: int = 10_000,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.dataset = dataset
+        self.streaming = streaming
+        self.batch_size = batch_size
+        self.train_split = train_split
+        self.validation_split = validation_split
+        self.validation_fraction = validation_fraction
+        self.test_split = test_split
+        self.seed = seed
+        self.pool_batches = pool_batches
+        self.shuffle_buffer = shuffle_buffer
+        self.num_workers = num_workers
+        self._prepared: dict[str, Any] | None = None
+        self._resolved: ResolvedDataset | None = None
+        self._splits: dict[str, Any] = {}
+
+    # ---- what subclasses provide -------------------------------------------------------------------
+    def prepare_settings(self) -> dict[str, Any]:
+        """Every setting the prepare step's result depends on (hashed into its file name)."""
+        raise NotImplementedError
+
+    def required_columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
+        """Compute vocabularies etc. from ``(row index, row)`` pairs of the training rows."""
+        raise NotImplementedError
+
+    def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+        """One raw row → one example dict with a ``length`` field; raise :class:`DataError` on bad input."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # ---- resolution and the prepare step ---------------------------------------------------------------
+    @property
+    def resolved(self) -> ResolvedDataset:
+        if self._resolved is None:
+            self._resolved = resolve(self.dataset)
+        return self._resolved
+
+    @property
+    def carves_validation(self) -> bool:
+        return self.validation_fraction > 0 and not has_split(self.resolved, self.validation_split)
+
+    def prepared_path(self) -> Path:
+        settings = {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "dataset": self.resolved.location if self.resolved.kind == "hub" else self.dataset,
+            "train_split": self.train_split,
+            "validation_fraction": self.validation_fraction,
+            "seed": self.seed,
+            **self.prepare_settings(),
+        }
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.dataset.strip("/"))[-60:]
+        return cache_dir() / "prepared" / f"{safe}-{digest}.json"
+
+    @property
+    def prepared(self) -> dict[str, Any]:
+        """The prepare step's result, built and saved on first use when missing."""
+        if self._prepared is None:
+            path = self.prepared_path()
+            if not path.exists():
+                self._prepared = self._run_prepare()
+                _atomic_write_json(path, self._prepared)
+            else:
+                self._prepared = json.loads(path.read_text())
+        return self._prepared
+
+    def prepare_data(self) -> None:
+        self.prepared  # noqa: B018  (builds the file when missing)
+
+    def _check_columns(self, data: Any, split: str) -> None:
+        columns = data.column_names
+        if columns is None and isinstance(data, datasets.IterableDataset):
+            columns = list(next(iter(data)).keys())
+        missing = [c for c in self.required_columns() if c not in (columns or [])]
+        if missing:
+            raise DataError(
+                self.resolved.describe(split),
+                f"missing column(s) {missing}; the columns are {columns}",
+            )
+
+    def _run_prepare(self) -> dict[str, Any]:
+        split = self.train_split
+        data = load_split(self.resolved, split, streaming=self.streaming)
+        self._check_columns(data, split)
+        if self.streaming:
+            total = sum(1 for _ in data)
+        else:
+            total = len(data)
+        held_out = self._held_out(total) if self.carves_validation else set()
+        rows = ((i, row) for i, row in enumerate(data) if i not in held_out)
+        prepared = self.build_prepared(rows, self.resolved.describe(split))
+        prepared["train_rows"] = total
+        prepared["held_out_rows"] = len(held_out)
+        prepared["source"] = f"{self.resolved.kind}:{self.resolved.location}"
+        return prepared
+
+    def _held_out(self, total: int) -> set[int]:
+        order = list(range(total))
+        random.Random(self.seed).shuffle(order)
+        return set(order[: round(total * self.validation_fraction)])
+
+    # ---- splits --------------------------------------------------------------------------------------
+    def _encoded(self, split: str, keep: str = "all") -> Any:
+        """Load and encode one split; ``keep`` is ``all``, ``train`` or ``held_out`` (the carve)."""
+        data = load_split(self.resolved, split, streaming=self.streaming)
+        self._check_columns(data, split)
+        source = self.resolved.describe(split)
+        columns = data.column_names
+        encoded = data.map(
+            lambda row, index: self.encode_row(row, index, source),
+            with_indices=True,
+            remove_columns=columns,
+            **({} if self.streaming else {"desc": f"encoding {split}", "new_fingerprint": self._fingerprint(split)}),
+        )
+        if keep != "all":
+            held_out = self._held_out(self.prepared["train_rows"])
+            want_held_out = keep == "held_out"
+            if self.streaming:
+                encoded = encoded.filter(lambda _, index: (index in held_out) == want_held_out, with_indices=True)
+            else:
+                encoded = encoded.select(
+                    [i for i in range(len(encoded)) if (i in held_out) == want_held_out]
+                )
+        return encoded
+
+    def _fingerprint(self, split: str) -> str:
+        """Cache key of an encoded split: the prepare file (all settings) plus the split and encoding."""
+        key = f"{self.prepared_path().name}/{split}/{json.dumps(self.encode_settings(), sort_keys=True)}"
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def encode_settings(self) -> dict[str, Any]:
+        """Settings that change how rows are encoded but not the prepare step (e.g. truncation)."""
+        return {}
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepared  # noqa: B018
+        if stage in (None, "fit", "validate") and "train" not in self._splits:
+            carve = self.carves_validation
+            self._splits["train"] = self._encoded(self.train_split, "train" if carve else "all")
+            if carve:
+                self._splits["validation"] = self._encoded(self.train_split, "held_out")
+            elif has_split(self.resolved, self.validation_split):
+                self._splits["validation"] = self._encoded(self.validation_split)
+        if stage in (None, "test", "predict") and self.test_split and "test" not in self._splits:
+            self._splits["test"] = self._encoded(self.test_split)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle a streamed training set for ``epoch`` (Lightning does not for IterableDatasets)."""
+        loader = getattr(self, "_train_loader", None)
+        if loader is not None and isinstance(loader.dataset, StreamingBatches):
+            loader.dataset.set_epoch(epoch)
+
+    # ---- loaders --------------------------------------------------------------------------------------
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self._trainer
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        return 0, 1
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        data = self._splits[split]
+        if not self.streaming:
+            sampler = bucket_batches(
+                data["length"], self.batch_size, shuffle=train, seed=self.seed, pool_batches=self.pool_batches
+            )
+            return DataLoader(
+                data.with_format(None),
+                batch_sampler=sampler,
+                collate_fn=self.collate,
+                num_workers=self.num_workers,
+            )
+        rank, world = self._rank_world()
+        stream = data
+        if train:
+            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        num_batches = None
+        if world > 1:
+            num_batches = self._batches_per_rank(stream, split, world)
+            stream = split_dataset_by_node(stream, rank=rank, world_size=world)
+        batches = StreamingBatches(
+            stream,
+            self.collate,
+            self.batch_size,
+            pool_batches=self.pool_batches,
+            shuffle=train,
+            seed=self.seed,
+            num_batches=num_batches,
+        )
+        return DataLoader(batches, batch_size=None, num_workers=0)
+
+    def _batches_per_rank(self, stream: Any, split: str, world: int) -> int:
+        """The batch count every rank must yield so that no rank waits for another."""
+        if split == "train":
+            rows = self.prepared["train_rows"] - (self.prepared["held_out_rows"] if self.carves_validation else 0)
+        else:
+            rows = None
+        if rows is not None and stream.num_shards % world != 0:
+            most = math.ceil(rows / world)  # example-level interleave across ranks
+        else:
+            counts = [
+                sum(1 for _ in split_dataset_by_node(stream, rank=r, world_size=world)) for r in range(world)
+            ]
+            most = max(counts)
+        return math.ceil(most / self.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        self._train_loader = self._loader("train", train=True)
+        return self._train_loader
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("validation", train=False) if "validation" in self._splits else []
+
+    def test_dataloader(self) -> DataLoader:
+        if "test" not in self._splits:
+            raise ValueError(f"dataset {self.dataset!r} has no test split configured (test_split=None)")
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write via a temporary file and rename, so readers (other ranks) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

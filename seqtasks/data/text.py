@@ -1,0 +1,102 @@
+"""Word tokenizer and vocabulary, both stored as plain data (lists, dicts) in checkpoints."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+PAD = "<pad>"
+UNK = "<unk>"
+
+_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+class WordTokenizer:
+    """Splits text into words and punctuation; lower-cases and drops HTML line breaks when asked.
+
+    Args:
+        lowercase: fold case before splitting.
+        strip_html: replace ``<br />`` tags (IMDB keeps them) with spaces.
+    """
+
+    def __init__(self, lowercase: bool = True, strip_html: bool = True) -> None:
+        self.lowercase = lowercase
+        self.strip_html = strip_html
+
+    def __call__(self, text: str) -> list[str]:
+        if self.strip_html:
+            text = _HTML_BREAK.sub(" ", text)
+        if self.lowercase:
+            text = text.lower()
+        return _TOKEN.findall(text)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lowercase": self.lowercase, "strip_html": self.strip_html}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> WordTokenizer:
+        return cls(**state)
+
+
+class Vocabulary:
+    """Token ↔ index. Index 0 is padding, index 1 the unknown token."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        if tokens[:2] != [PAD, UNK]:
+            raise ValueError(f"a vocabulary must start with {PAD!r}, {UNK!r}; got {tokens[:2]}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a vocabulary must not repeat tokens")
+        self.tokens = tokens
+        self.index = {token: i for i, token in enumerate(tokens)}
+
+    pad_index = 0
+    unk_index = 1
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        get = self.index.get
+        return [get(token, 1) for token in tokens]
+
+    @classmethod
+    def build(
+        cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """Most frequent first, ties broken alphabetically, so the same data gives the same file."""
+        counts: Counter[str] = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ranked = ranked[: max(0, max_size - 2)]
+        return cls([PAD, UNK, *ranked])
+
+
+class TextEncoder:
+    """Tokenizer + vocabulary: text → indices. Its state is plain data for ``weights_only`` loading."""
+
+    def __init__(self, tokenizer: WordTokenizer, vocabulary: Vocabulary, max_length: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.vocabulary = vocabulary
+        self.max_length = max_length
+
+    def __call__(self, text: str) -> list[int]:
+        ids = self.vocabulary.encode(self.tokenizer(text))
+        return ids[: self.max_length] if self.max_length else ids
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer.state_dict(),
+            "vocabulary": list(self.vocabulary.tokens),
+            "max_length": self.max_length,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TextEncoder:
+        return cls(
+            WordTokenizer.from_state(state["tokenizer"]), Vocabulary(list(state["vocabulary"])), state["max_length"]
+        )

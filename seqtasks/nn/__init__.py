@@ -1,0 +1,1 @@
+"""Building blocks shared by the tasks: poolers and (later) CRF, attention, decoding."""
