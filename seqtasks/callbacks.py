@@ -26,3 +26,30 @@ class CheckpointReport(pl.Callback):
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.experiment.summary.update(paths)
+
+
+class EpochSummary(pl.Callback):
+    """One plain line per epoch (metrics and wall time), readable in a log file of a background run."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import time
+
+        self._start = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import time
+
+        elapsed = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if not k.endswith("_step") and getattr(v, "numel", lambda: 1)() == 1
+        }
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"[epoch {trainer.current_epoch}] {elapsed:.0f}s  {shown}", flush=True)
+
+    @rank_zero_only
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        print("[test] " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)

@@ -1,9 +1,9 @@
 """The ``seqtasks`` command: LightningCLI over YAML recipes, plus one inference command per task.
 
-    seqtasks fit --config recipes/sentiment-imdb.yaml        # train (then test the best checkpoint)
-    seqtasks test --config recipes/sentiment-imdb.yaml --ckpt_path runs/.../best.ckpt
-    seqtasks prepare --config recipes/sentiment-imdb.yaml    # build the vocabulary file only
-    seqtasks classify --ckpt best.ckpt "a wonderful film" "dull"
+seqtasks fit --config recipes/sentiment-imdb.yaml        # train (then test the best checkpoint)
+seqtasks test --config recipes/sentiment-imdb.yaml --ckpt_path runs/.../best.ckpt
+seqtasks prepare --config recipes/sentiment-imdb.yaml    # build the vocabulary file only
+seqtasks classify --ckpt best.ckpt "a wonderful film" "dull"
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def _default_wandb_mode() -> None:
     if "WANDB_MODE" in os.environ or os.environ.get("WANDB_API_KEY"):
         return
     netrc = os.path.join(os.path.expanduser("~"), ".netrc")
-    if os.path.exists(netrc) and "api.wandb.ai" in open(netrc).read():
-        return
+    if os.path.exists(netrc):
+        with open(netrc) as handle:
+            if "api.wandb.ai" in handle.read():
+                return
     os.environ["WANDB_MODE"] = "offline"
 
 
@@ -73,7 +75,9 @@ def run_lightning(args: list[str] | None = None, run: bool = True) -> SeqtasksCL
 
 
 def classify_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="seqtasks classify", description="Classify texts with a checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="seqtasks classify", description="Classify texts with a checkpoint."
+    )
     parser.add_argument("--ckpt", required=True, help="a SequenceClassifier checkpoint")
     parser.add_argument("texts", nargs="+", help="texts to classify")
     options = parser.parse_args(argv)

@@ -104,7 +104,13 @@ def bucket_batches(
     """The usual construction: an epoch-seeded random inner sampler for training, sequential otherwise."""
     inner: Sampler[int] = EpochRandomSampler(lengths, seed) if shuffle else SequentialSampler(lengths)
     return BucketBatchSampler(
-        inner, batch_size, drop_last=False, lengths=lengths, pool_batches=pool_batches, shuffle=shuffle, seed=seed
+        inner,
+        batch_size,
+        drop_last=False,
+        lengths=lengths,
+        pool_batches=pool_batches,
+        shuffle=shuffle,
+        seed=seed,
     )
 
 
@@ -186,7 +192,9 @@ class StreamingBatches(IterableDataset):
         return self.num_batches
 
 
-def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_value: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad integer sequences: ``(B, T)`` tensor and ``(B,)`` lengths."""
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     width = int(lengths.max()) if len(sequences) else 0

@@ -70,7 +70,8 @@ class TextClassificationDataModule(RecurrentDataModule):
         )
         if labels is not None and label_values is not None and len(labels) != len(label_values):
             raise ValueError(
-                f"labels and label_values must have the same length, got {len(labels)} and {len(label_values)}"
+                f"labels and label_values must have the same length, "
+                f"got {len(labels)} and {len(label_values)}"
             )
         if labels is not None and len(set(labels)) != len(labels):
             raise ValueError(f"labels must be distinct, got {labels}")
@@ -102,7 +103,9 @@ class TextClassificationDataModule(RecurrentDataModule):
     def text_encoder(self) -> TextEncoder:
         if self._text_encoder is None:
             tokenizer = WordTokenizer(lowercase=self.lowercase, strip_html=True)
-            self._text_encoder = TextEncoder(tokenizer, Vocabulary(self.prepared["vocabulary"]), self.max_length)
+            self._text_encoder = TextEncoder(
+                tokenizer, Vocabulary(self.prepared["vocabulary"]), self.max_length
+            )
         return self._text_encoder
 
     # ---- the prepare step --------------------------------------------------------------------------
@@ -130,27 +133,31 @@ class TextClassificationDataModule(RecurrentDataModule):
 
     def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
         tokenizer = WordTokenizer(lowercase=self.lowercase, strip_html=True)
-        seen_values: set[Any] = set()
+        first_row: dict[Any, int] = {}  # each label value → the first row holding it, for error messages
 
         def tokens() -> Iterator[list[str]]:
             for index, row in rows:
                 text = self._text_of(row, index, source)
-                seen_values.add(self._raw_label(row, index, source))
+                first_row.setdefault(self._raw_label(row, index, source), index)
                 yield tokenizer(text)
 
         vocabulary = Vocabulary.build(tokens(), min_freq=self.min_freq, max_size=self.max_vocab_size)
-        names, values = self._resolve_labels(seen_values)
-        unknown = sorted(str(v) for v in seen_values if v not in set(values))
+        names, values = self._resolve_labels(set(first_row))
+        unknown = sorted((v for v in first_row if v not in set(values)), key=first_row.__getitem__)
         if unknown:
             raise DataError(
                 source,
-                f"label value(s) {unknown} are not among label_values {values}",
+                f"label {unknown[0]!r} is not among label_values {values}"
+                f" (unknown values: {sorted(str(v) for v in unknown)})",
+                row=first_row[unknown[0]],
                 field=self.label_column,
             )
         return {"vocabulary": vocabulary.tokens, "labels": names, "label_values": values}
 
     def _resolve_labels(self, seen: set[Any]) -> tuple[list[str], list[Any]]:
         names, values = self.label_names, self.label_values
+        if names is None and values is not None:  # the values alone fix the classes; name them by value
+            names = [str(v) for v in values]
         if names is None:
             class_names = self._label_feature_names()
             if class_names is not None:
@@ -166,7 +173,9 @@ class TextClassificationDataModule(RecurrentDataModule):
     def _text_of(self, row: dict[str, Any], index: int, source: str) -> str:
         text = row.get(self.text_column)
         if not isinstance(text, str):
-            raise DataError(source, f"expected text, got {type(text).__name__}", row=index, field=self.text_column)
+            raise DataError(
+                source, f"expected text, got {type(text).__name__}", row=index, field=self.text_column
+            )
         if not text.strip():
             raise DataError(source, "empty text", row=index, field=self.text_column)
         return text

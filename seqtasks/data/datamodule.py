@@ -160,7 +160,12 @@ class RecurrentDataModule(pl.LightningDataModule):
         data = load_split(self.resolved, split, streaming=self.streaming)
         self._check_columns(data, split)
         if self.streaming:
-            total = sum(1 for _ in data)
+            try:  # the first full read of a stream: a damaged file fails here, so name it
+                total = sum(1 for _ in data)
+            except (OSError, ValueError) as error:
+                raise DataError(
+                    self.resolved.describe(split), f"cannot read the rows: {type(error).__name__}: {error}"
+                ) from error
         else:
             total = len(data)
         held_out = self._held_out(total) if self.carves_validation else set()
@@ -187,17 +192,21 @@ class RecurrentDataModule(pl.LightningDataModule):
             lambda row, index: self.encode_row(row, index, source),
             with_indices=True,
             remove_columns=columns,
-            **({} if self.streaming else {"desc": f"encoding {split}", "new_fingerprint": self._fingerprint(split)}),
+            **(
+                {}
+                if self.streaming
+                else {"desc": f"encoding {split}", "new_fingerprint": self._fingerprint(split)}
+            ),
         )
         if keep != "all":
             held_out = self._held_out(self.prepared["train_rows"])
             want_held_out = keep == "held_out"
             if self.streaming:
-                encoded = encoded.filter(lambda _, index: (index in held_out) == want_held_out, with_indices=True)
-            else:
-                encoded = encoded.select(
-                    [i for i in range(len(encoded)) if (i in held_out) == want_held_out]
+                encoded = encoded.filter(
+                    lambda _, index: (index in held_out) == want_held_out, with_indices=True
                 )
+            else:
+                encoded = encoded.select([i for i in range(len(encoded)) if (i in held_out) == want_held_out])
         return encoded
 
     def _fingerprint(self, split: str) -> str:
@@ -229,7 +238,7 @@ class RecurrentDataModule(pl.LightningDataModule):
 
     # ---- loaders --------------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:
-        trainer = self._trainer
+        trainer = self.trainer  # LightningDataModule's attribute; None until a Trainer attaches it
         if trainer is not None:
             return trainer.global_rank, trainer.world_size
         return 0, 1
@@ -268,7 +277,9 @@ class RecurrentDataModule(pl.LightningDataModule):
     def _batches_per_rank(self, stream: Any, split: str, world: int) -> int:
         """The batch count every rank must yield so that no rank waits for another."""
         if split == "train":
-            rows = self.prepared["train_rows"] - (self.prepared["held_out_rows"] if self.carves_validation else 0)
+            rows = self.prepared["train_rows"] - (
+                self.prepared["held_out_rows"] if self.carves_validation else 0
+            )
         else:
             rows = None
         if rows is not None and stream.num_shards % world != 0:

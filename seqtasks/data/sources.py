@@ -20,6 +20,8 @@ from pathlib import Path
 
 import datasets
 
+from seqtasks.data.errors import DataError
+
 DATA_DIR_ENV = "SEQTASKS_DATA_DIR"
 CACHE_DIR_ENV = "SEQTASKS_CACHE_DIR"
 
@@ -77,11 +79,15 @@ def resolve(name: str) -> ResolvedDataset:
 def load_split(
     resolved: ResolvedDataset, split: str, streaming: bool = False
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """Load one split with ``datasets.load_dataset``; a failure names every place that was tried."""
+    """Load one split with ``datasets.load_dataset``; a failure names every place that was tried.
+
+    Split files that exist but cannot be read raise :class:`DataError` naming them; a split found nowhere
+    raises ``FileNotFoundError``.
+    """
     cache = str(cache_dir() / "hf")
+    files = split_files(resolved.location, split) if resolved.kind == "local" else []
     try:
         if resolved.kind == "local":
-            files = split_files(resolved.location, split)
             if files:
                 return datasets.load_dataset(
                     "parquet", data_files={split: files}, split=split, streaming=streaming, cache_dir=cache
@@ -89,6 +95,14 @@ def load_split(
             return datasets.load_dataset(resolved.location, split=split, streaming=streaming, cache_dir=cache)
         return datasets.load_dataset(resolved.location, split=split, streaming=streaming, cache_dir=cache)
     except Exception as error:  # re-raised with where we looked; the original is chained
+        cause = error
+        while cause.__cause__ is not None:  # datasets wraps reader errors ("error while generating")
+            cause = cause.__cause__
+        detail = f"{type(error).__name__}: {error}"
+        if cause is not error:
+            detail += f" (caused by {type(cause).__name__}: {cause})"
+        if files:  # the split's files exist but cannot be read: bad input, named by file
+            raise DataError(", ".join(files), f"cannot read split {split!r} as parquet: {detail}") from error
         data_dir = os.environ.get(DATA_DIR_ENV)
         looked = (
             f"{DATA_DIR_ENV}={data_dir!r} holds neither {resolved.name!r}"
@@ -102,8 +116,7 @@ def load_split(
             else f"Hub id {resolved.location!r} ({looked})"
         )
         raise FileNotFoundError(
-            f"Could not read split {split!r} of dataset {resolved.name!r} from the {where}: "
-            f"{type(error).__name__}: {error}"
+            f"Could not read split {split!r} of dataset {resolved.name!r} from the {where}: {detail}"
         ) from error
 
 

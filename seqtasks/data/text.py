@@ -79,7 +79,9 @@ class Vocabulary:
 class TextEncoder:
     """Tokenizer + vocabulary: text → indices. Its state is plain data for ``weights_only`` loading."""
 
-    def __init__(self, tokenizer: WordTokenizer, vocabulary: Vocabulary, max_length: int | None = None) -> None:
+    def __init__(
+        self, tokenizer: WordTokenizer, vocabulary: Vocabulary, max_length: int | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.vocabulary = vocabulary
         self.max_length = max_length
@@ -98,5 +100,7 @@ class TextEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TextEncoder:
         return cls(
-            WordTokenizer.from_state(state["tokenizer"]), Vocabulary(list(state["vocabulary"])), state["max_length"]
+            WordTokenizer.from_state(state["tokenizer"]),
+            Vocabulary(list(state["vocabulary"])),
+            state["max_length"],
         )

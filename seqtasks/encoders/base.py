@@ -99,10 +99,12 @@ class RecurrentEncoder(nn.Module):
     ) -> EncoderOutput:
         raise NotImplementedError
 
-    def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
-        """Zero state for ``batch_size`` rows."""
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zero state for ``batch_size`` rows, in the inputs' dtype (the kernels refuse a mixed one)."""
         width = self.num_directions * self.hidden_size
-        zeros = torch.zeros(self.num_layers, batch_size, width, device=device)
+        zeros = torch.zeros(self.num_layers, batch_size, width, device=device, dtype=dtype)
         return (zeros, zeros.clone()) if self.is_lstm else (zeros,)
 
     def step(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:

@@ -234,7 +234,7 @@ class TorchRNNEncoder(RecurrentEncoder):
             raise ValueError(f"{type(self).__name__}(bidirectional=True) cannot step one token at a time")
         batch = inputs.size(0)
         if state is None:
-            state = self.initial_state(batch, inputs.device)
+            state = self.initial_state(batch, inputs.device, inputs.dtype)
         self._check_state(state, batch)
         hx = state if self.is_lstm else state[0]
         out, new = self.rnn(inputs.unsqueeze(1), hx)

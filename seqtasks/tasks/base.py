@@ -65,7 +65,9 @@ class SeqTask(pl.LightningModule):
             self._initialised_from = True
 
     # ---- fine-tuning ------------------------------------------------------------------------------
-    def adapt_state(self, source: dict[str, torch.Tensor], source_artefacts: dict[str, Any]) -> dict[str, Any]:
+    def adapt_state(
+        self, source: dict[str, torch.Tensor], source_artefacts: dict[str, Any]
+    ) -> dict[str, Any]:
         """Map a pretrained state dict onto this model; default: keep tensors of matching name and shape."""
         own = self.state_dict()
         return {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}

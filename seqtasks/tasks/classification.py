@@ -78,6 +78,9 @@ class SequenceClassifier(SeqTask):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.train_loss = torchmetrics.MeanMetric()
+        self.val_loss = torchmetrics.MeanMetric()
+        self.test_loss = torchmetrics.MeanMetric()
         self.val_confusion = torchmetrics.ConfusionMatrix(task="multiclass", num_classes=num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -88,28 +91,27 @@ class SequenceClassifier(SeqTask):
         encoded = self.encoder(embedded, lengths=lengths)
         return self.head(self.dropout(self.pooler(encoded, mask)))
 
-    def _step(self, batch: dict[str, Tensor], metrics: torchmetrics.MetricCollection, stage: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        """Loss and predictions; updates the stage's metrics (epoch values, exact across ranks)."""
         logits = self(batch["tokens"], batch["lengths"])
         loss = nn.functional.cross_entropy(logits, batch["labels"])
-        batch_size = batch["labels"].size(0)
-        metrics.update(logits.argmax(dim=-1), batch["labels"])
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size,
-                 sync_dist=stage != "train")
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
-        return loss
+        predictions = logits.argmax(dim=-1)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(predictions, batch["labels"])
+        mean_loss = getattr(self, f"{stage}_loss")
+        mean_loss.update(loss.detach(), weight=batch["labels"].size(0))
+        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss, predictions
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, self.train_metrics, "train")
+        loss, _ = self._step(batch, "train")
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        logits = self(batch["tokens"], batch["lengths"])
-        self.val_confusion.update(logits.argmax(dim=-1), batch["labels"])
-        loss = nn.functional.cross_entropy(logits, batch["labels"])
-        self.val_metrics.update(logits.argmax(dim=-1), batch["labels"])
-        size = batch["labels"].size(0)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=size)
+        _, predictions = self._step(batch, "val")
+        self.val_confusion.update(predictions, batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         matrix = self.val_confusion.compute()
@@ -118,7 +120,7 @@ class SequenceClassifier(SeqTask):
             log_figure(self, "val/confusion_matrix", _confusion_figure(matrix.cpu(), self.labels))
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_metrics, "test")
+        self._step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return torch.softmax(self(batch["tokens"], batch["lengths"]), dim=-1)
@@ -141,7 +143,7 @@ class SequenceClassifier(SeqTask):
                 weight[list(new_rows)] = source[key][list(old_rows)]
                 adapted[key] = weight
         # a different label set keeps its fresh head
-        if "head.weight" in adapted and self.hparams.get("labels") is not None:
+        if "head.weight" in adapted:
             pretrained_labels = source_artefacts.get("labels")
             if pretrained_labels is not None and list(pretrained_labels) != self.labels:
                 adapted.pop("head.weight", None)
@@ -185,6 +187,8 @@ def _confusion_figure(matrix: Tensor, labels: list[str]):
     for i in range(matrix.size(0)):
         for j in range(matrix.size(1)):
             value = int(matrix[i, j])
-            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+            ax.text(
+                j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+            )
     fig.tight_layout()
     return fig

@@ -1,0 +1,51 @@
+# seqtasks — `make help` lists the targets.
+# The two commands a new machine needs:  make train-recipe   and   make test   (each installs first).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+RECIPE ?= sentiment-imdb
+ARGS ?=
+export SEQTASKS_CACHE_DIR ?= $(CURDIR)/runs/cache
+
+.DEFAULT_GOAL := help
+.PHONY: help install train-recipe test test-fast lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv: torch ($(TORCH_SPEC)) first, then seqtasks with [dev]
+
+train-recipe: install ## train recipes/$(RECIPE).yaml (RECIPE=name, ARGS="--trainer.max_epochs 1 ...")
+	$(BIN)/seqtasks fit --config recipes/$(RECIPE).yaml $(ARGS)
+
+test: install ## run the test suite (real-data tests run when SEQTASKS_DATA_DIR is set)
+	$(BIN)/python -m pytest
+
+test-fast: install ## tests without the real-data ones
+	$(BIN)/python -m pytest -m "not realdata"
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check seqtasks tests benchmarks
+	$(BIN)/ruff format --check seqtasks tests benchmarks
+
+format: install ## ruff format and autofix
+	$(BIN)/ruff format seqtasks tests benchmarks
+	$(BIN)/ruff check --fix seqtasks tests benchmarks
+
+bench: install ## throughput benchmarks (print tables; run on an otherwise idle machine)
+	$(BIN)/python benchmarks/encoder_paths.py
+	$(BIN)/python benchmarks/sentiment_throughput.py
+
+clean: ## remove the virtual environment and caches (runs/ is kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache
