@@ -119,10 +119,14 @@ def measure_loop_reference(args: argparse.Namespace) -> tuple[Case, float, float
 
 
 def machine_line() -> str:
-    return (
-        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} · {platform.processor() or platform.machine()}"
-        f" · {os.cpu_count()} CPUs · torch {torch.__version__} · {torch.get_num_threads()} torch threads"
-    )
+    parts = [
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        platform.processor() or platform.machine(),
+        f"{os.cpu_count()} CPUs",
+        f"torch {torch.__version__}",
+        f"{torch.get_num_threads()} torch threads",
+    ]
+    return " · ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,11 +173,14 @@ def main(argv: list[str] | None = None) -> None:
             f"| ElmanRNNEncoder (Python loop) | {case.input_size} | {case.hidden} | {case.time} "
             f"| {case.lengths_label} | — | {loop_rate:,.0f} | — |"
         )
-        loop_note = f"ElmanRNNEncoder's loop is {fused_rate / loop_rate:.1f}× slower than the fused RNNEncoder"
+        loop_note = (
+            f"ElmanRNNEncoder's loop is {fused_rate / loop_rate:.1f}× slower than the fused RNNEncoder"
+        )
     print("\n".join(lines))
     print(
-        f"\npadded/pack: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) "
-        f"over {len(ratios)} cases, {args.repeats} repeats of {args.steps} steps; {loop_note}."
+        f"\npadded/pack: median {statistics.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}) over {len(ratios)} cases, "
+        f"{args.repeats} repeats of {args.steps} steps; {loop_note}."
     )
 
 

@@ -12,6 +12,11 @@ import pytest
 
 REAL_DATA_DIR = os.environ.get("SEQTASKS_DATA_DIR")
 
+# huggingface_hub and datasets read the offline switches once, when first imported (test modules import
+# them at collection, before any fixture runs): set them here, or a Hub lookup tries the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 POSITIVE = ["great", "wonderful", "loved", "brilliant", "superb", "moving", "fun", "best"]
 NEGATIVE = ["awful", "boring", "hated", "dull", "worst", "terrible", "waste", "bad"]
 FILLER = ["the", "film", "was", "a", "plot", "actors", "it", "story", "and", "this", "movie", "really"]

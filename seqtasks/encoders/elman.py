@@ -62,8 +62,12 @@ class ElmanRNNEncoder(RecurrentEncoder):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
             for direction in range(self.num_directions):
                 suffix = self._suffix(layer, direction)
-                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(hidden_size, layer_input)))
-                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(hidden_size, hidden_size)))
+                self.register_parameter(
+                    f"weight_ih{suffix}", nn.Parameter(torch.empty(hidden_size, layer_input))
+                )
+                self.register_parameter(
+                    f"weight_hh{suffix}", nn.Parameter(torch.empty(hidden_size, hidden_size))
+                )
                 self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(hidden_size)))
                 self.register_parameter(f"bias_hh{suffix}", nn.Parameter(torch.empty(hidden_size)))
         self.reset_parameters()
@@ -106,10 +110,7 @@ class ElmanRNNEncoder(RecurrentEncoder):
         for t in range(x.size(1)):
             a = torch.where(real[:, t], self.cell(x[:, t], a, layer, direction), a)
             outputs.append(a)
-        if outputs:
-            out = torch.stack(outputs, dim=1)
-        else:
-            out = x.new_zeros(x.size(0), 0, self.hidden_size)
+        out = torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.size(0), 0, self.hidden_size)
         return out, a
 
     def encode(

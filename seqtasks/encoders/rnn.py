@@ -144,7 +144,7 @@ class TorchRNNEncoder(RecurrentEncoder):
     def _encode_packed(self, inputs: Tensor, lengths: Tensor, initial_state: State | None) -> EncoderOutput:
         batch, time, _ = inputs.shape
         if initial_state is None:
-            initial_state = self.initial_state(batch, inputs.device)
+            initial_state = self.initial_state(batch, inputs.device, inputs.dtype)
         self._check_state(initial_state, batch)
         hx = tuple(_to_torch_state(s, self.num_directions).contiguous() for s in initial_state)
         hx_arg = hx if self.is_lstm else hx[0]

@@ -56,7 +56,11 @@ def test_unknown_words_map_to_index_1_and_padding_is_0() -> None:
     """Out-of-vocabulary words become ``<unk>`` (1); index 0 stays reserved for padding."""
     vocabulary = Vocabulary.build([["good", "film"]])
     assert vocabulary.pad_index == 0 and vocabulary.unk_index == 1
-    assert vocabulary.encode(["good", "unseen", "film"]) == [vocabulary.index["good"], 1, vocabulary.index["film"]]
+    assert vocabulary.encode(["good", "unseen", "film"]) == [
+        vocabulary.index["good"],
+        1,
+        vocabulary.index["film"],
+    ]
     assert 0 not in vocabulary.encode(["good", "film", "zzz"])
 
 

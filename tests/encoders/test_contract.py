@@ -55,7 +55,9 @@ def bidirectional(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def encoder(kind: str, num_layers: int, bidirectional: bool) -> RecurrentEncoder:
     torch.manual_seed(0)
-    enc = FACTORIES[kind](input_size=INPUT, hidden_size=HIDDEN, num_layers=num_layers, bidirectional=bidirectional)
+    enc = FACTORIES[kind](
+        input_size=INPUT, hidden_size=HIDDEN, num_layers=num_layers, bidirectional=bidirectional
+    )
     return enc.double().eval()
 
 
@@ -88,7 +90,11 @@ def close(actual: Tensor, expected: Tensor) -> None:
 def test_sizes_and_shapes(encoder: RecurrentEncoder, num_layers: int, bidirectional: bool) -> None:
     """Heads are sized from output_size, which must already count both directions."""
     directions = 2 if bidirectional else 1
-    assert (encoder.input_size, encoder.num_layers, encoder.bidirectional) == (INPUT, num_layers, bidirectional)
+    assert (encoder.input_size, encoder.num_layers, encoder.bidirectional) == (
+        INPUT,
+        num_layers,
+        bidirectional,
+    )
     assert encoder.output_size == HIDDEN * directions
     x, lengths = ragged(LENGTHS)
     out = encoder(x, lengths=lengths, need_state=True)
@@ -269,7 +275,7 @@ def test_continuing_from_a_state_equals_one_pass(encoder: RecurrentEncoder) -> N
 
 
 def test_bad_shapes_raise(encoder: RecurrentEncoder) -> None:
-    """A wrong input width or initial-state shape is a clear ValueError, not a kernel crash or silent broadcast."""
+    """A wrong input width or initial-state shape is a clear ValueError, not a kernel crash."""
     x, lengths = ragged(LENGTHS)
     with pytest.raises(ValueError, match=str(INPUT)):
         encoder(torch.randn(4, 9, INPUT + 1, dtype=torch.float64), lengths=lengths)

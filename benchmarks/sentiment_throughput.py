@@ -1,0 +1,276 @@
+"""Training throughput of the IMDB recipe: the full Lightning pipeline against a plain PyTorch loop.
+
+Run on an otherwise idle machine, with the data directory that holds ``reviews/imdb``:
+
+    export SEQTASKS_DATA_DIR=/path/to/data
+    make bench                                            # encoder_paths.py, then this script
+    python benchmarks/sentiment_throughput.py             # defaults: 60 batches, 5 warm-up, 3 repeats
+    python benchmarks/sentiment_throughput.py --batches 8 --warmup 2 --repeats 1   # a quick smoke run
+
+The model and datamodule are the recipe's own, built by the ``seqtasks`` CLI from
+``recipes/sentiment-imdb.yaml`` (logger, callbacks and checkpointing switched off). Each repeat times
+
+* **pipeline**: ``Trainer.fit`` with the recipe's datamodule and its own DataLoader, ``limit_train_batches``
+  batches, no validation; a callback times from the start of the first batch after the warm-up to the end
+  of the last one, so the window includes the loader's fetching and collation of those batches, the
+  task's metrics and logging, and Lightning's loop;
+* **plain**: a fresh copy of the same initial model, AdamW with the recipe's learning rate and weight
+  decay, gradient-norm clipping at the recipe's value, on the same batches, taken once from the
+  datamodule's training loader (same seed, epoch 0) and kept in a list: forward → cross-entropy →
+  backward → clip → step, nothing else.
+
+Both count real tokens (the sum of ``lengths``) over the same timed batches. That the two paths saw the same
+batches is checked (each batch's sum of lengths must match) and so is that they trained the same way (the
+per-batch losses are compared; the dropout masks match because the plain loop re-seeds the way
+``SeqTask.on_train_epoch_start`` does). The order of the two paths alternates between repeats; the table
+reports medians, and the ratio pipeline/plain (the target is at least 0.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import itertools
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from torch import nn
+
+from seqtasks.cli import run_lightning
+from seqtasks.data.sources import DATA_DIR_ENV, resolve
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sentiment-imdb.yaml"
+TARGET_RATIO = 0.9
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued kernels, so a timestamp means the work before it is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class BatchTimer(pl.Callback):
+    """Times training batches ``warmup .. last`` and records each batch's token count and loss."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end: float | None = None
+        self.tokens: list[torch.Tensor] = []
+        self.losses: list[torch.Tensor] = []
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ):
+        if batch_idx == self.warmup:
+            sync(pl_module.device)
+            self.start = time.perf_counter()
+        self.tokens.append(batch["lengths"].sum())
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ):
+        self.losses.append(outputs["loss"].detach())
+        sync(pl_module.device)
+        self.end = time.perf_counter()
+
+
+class Run:
+    """One timed pass of one path: per-batch tokens and losses, and the timed window's length."""
+
+    def __init__(self, tokens: list[int], losses: list[float], seconds: float, warmup: int) -> None:
+        self.tokens = tokens
+        self.losses = losses
+        self.seconds = seconds
+        self.timed_tokens = sum(tokens[warmup:])
+
+    @property
+    def rate(self) -> float:
+        return self.timed_tokens / self.seconds
+
+
+def build_cli(args: argparse.Namespace, root_dir: str):
+    """The recipe's model, datamodule and trainer settings, with logging, checkpoints and validation off."""
+    overrides = [
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.max_epochs=1",
+        f"--trainer.limit_train_batches={args.batches}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.num_sanity_val_steps=0",
+        f"--trainer.default_root_dir={root_dir}",
+    ]
+    return run_lightning(["--config", str(args.recipe), *overrides], run=False)
+
+
+def run_pipeline(cli: Any, template: pl.LightningModule, warmup: int) -> Run:
+    model = copy.deepcopy(template)
+    timer = BatchTimer(warmup)
+    trainer = cli.instantiate_trainer(callbacks=[timer])
+    trainer.fit(model, datamodule=cli.datamodule)
+    if timer.start is None or timer.end is None:
+        raise RuntimeError("the pipeline ran fewer batches than the warm-up; raise --batches")
+    tokens = [int(t) for t in timer.tokens]
+    return Run(tokens, [float(x) for x in timer.losses], timer.end - timer.start, warmup)
+
+
+def run_plain(
+    template: nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    device: torch.device,
+    clip: float | None,
+    warmup: int,
+) -> Run:
+    model = copy.deepcopy(template).to(device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=template.lr, weight_decay=template.weight_decay)
+    # SeqTask.on_train_epoch_start seeds epoch 0 of rank 0 this way; same seed, same dropout masks.
+    torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)) * 1_000_003)
+    losses = []
+    sync(device)
+    start = time.perf_counter()
+    for index, batch in enumerate(batches):
+        if index == warmup:
+            sync(device)
+            start = time.perf_counter()
+        logits = model(batch["tokens"], batch["lengths"])
+        loss = nn.functional.cross_entropy(logits, batch["labels"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        losses.append(loss.detach())
+    sync(device)
+    seconds = time.perf_counter() - start
+    tokens = [int(batch["lengths"].sum()) for batch in batches]
+    return Run(tokens, [float(x) for x in losses], seconds, warmup)
+
+
+def check_data(recipe: Path) -> None:
+    """Refuse to start unless the recipe's dataset resolves to a local directory (never download)."""
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        sys.exit(f"{DATA_DIR_ENV} is not set: point it at the data directory that holds reviews/imdb.")
+    if not os.path.isdir(data_dir):
+        sys.exit(f"{DATA_DIR_ENV}={data_dir!r} is not a directory.")
+    dataset = yaml.safe_load(recipe.read_text())["data"]["init_args"]["dataset"]
+    if resolve(dataset).kind != "local":
+        sys.exit(f"{DATA_DIR_ENV}={data_dir!r} holds no local copy of {dataset!r} (looked for reviews/imdb).")
+
+
+def quiet() -> None:
+    """Keep stdout to the table: Lightning's info lines and its advice about workers are not results."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"lightning\..*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def machine_line(device: torch.device) -> str:
+    parts = [
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        platform.processor() or platform.machine(),
+        f"{os.cpu_count()} CPUs",
+        f"torch {torch.__version__}",
+        f"{torch.get_num_threads()} torch threads",
+        f"device {device}",
+    ]
+    return " · ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=60, help="training batches per run (N)")
+    parser.add_argument("--repeats", type=int, default=3, help="pipeline/plain pairs (medians reported)")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="first batches of each run left out of the timing"
+    )
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the recipe (default: sentiment-imdb)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or not 0 <= args.warmup < args.batches:
+        parser.error("need --repeats >= 1 and 0 <= --warmup < --batches")
+    check_data(args.recipe)
+    quiet()
+
+    with tempfile.TemporaryDirectory(prefix="sentiment-throughput-") as root_dir:
+        cli = build_cli(args, root_dir)  # seeds from the recipe's seed_everything, then builds the model
+        template = cli.model
+        datamodule = cli.datamodule
+        device = cli.trainer.strategy.root_device
+        clip = cli.config["trainer"]["gradient_clip_val"]
+        if cli.config["trainer"].get("gradient_clip_algorithm") not in (None, "norm"):
+            sys.exit("the plain loop clips by norm; this recipe clips otherwise")
+
+        datamodule.setup("fit")
+        to_device = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
+        batches = [to_device(b) for b in itertools.islice(datamodule.train_dataloader(), args.batches)]
+        if len(batches) < args.batches:
+            sys.exit(f"the training loader has only {len(batches)} batches; lower --batches")
+
+        runs: dict[str, list[Run]] = {"pipeline": [], "plain": []}
+        for repeat in range(args.repeats):
+            order = ("pipeline", "plain") if repeat % 2 == 0 else ("plain", "pipeline")
+            for path in order:
+                if path == "pipeline":
+                    runs[path].append(run_pipeline(cli, template, args.warmup))
+                else:
+                    runs[path].append(run_plain(template, batches, device, clip, args.warmup))
+
+    reference = runs["plain"][0].tokens
+    for path, path_runs in runs.items():
+        for run in path_runs:
+            if run.tokens != reference:
+                sys.exit(
+                    f"the {path} run saw different batches (sums of lengths {run.tokens[:5]}... "
+                    f"vs {reference[:5]}...): the timing would compare different work"
+                )
+    loss_gap = max(
+        abs(a - b)
+        for pipeline in runs["pipeline"]
+        for a, b in zip(pipeline.losses, runs["plain"][0].losses, strict=True)
+    )
+
+    rates = {path: statistics.median(r.rate for r in rs) for path, rs in runs.items()}
+    seconds = {path: statistics.median(r.seconds for r in rs) for path, rs in runs.items()}
+    ratio = rates["pipeline"] / rates["plain"]
+    per_repeat = [p.rate / q.rate for p, q in zip(runs["pipeline"], runs["plain"], strict=True)]
+    timed = args.batches - args.warmup
+    tokens = runs["plain"][0].timed_tokens
+    names = {"pipeline": "Lightning `Trainer.fit` (recipe datamodule)", "plain": "plain PyTorch loop"}
+    lines = [
+        f"IMDB recipe ({args.recipe.name}), {timed} timed batches after {args.warmup} warm-up, "
+        f"{tokens:,} tokens, median of {args.repeats} — {machine_line(device)}",
+        "",
+        "| path | tokens/s (median) | seconds (median) | pipeline/plain |",
+        "|---|---:|---:|---:|",
+    ]
+    for path in ("pipeline", "plain"):
+        share = f"{ratio:.3f}" if path == "pipeline" else "1.000"
+        lines.append(f"| {names[path]} | {rates[path]:,.0f} | {seconds[path]:.2f} | {share} |")
+    print("\n".join(lines))
+    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    print(
+        f"\npipeline/plain {ratio:.3f} (target ≥ {TARGET_RATIO}: {verdict}; per repeat "
+        f"{', '.join(f'{r:.3f}' for r in per_repeat)}); both paths saw the same {args.batches} batches "
+        f"(sums of lengths equal); largest per-batch loss difference {loss_gap:.2e}."
+    )
+
+
+if __name__ == "__main__":
+    main()

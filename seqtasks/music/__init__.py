@@ -1,0 +1,28 @@
+"""Music as data: notes, piano rolls, event tokens, MIDI files and piano-roll pictures (plain code, no Lightning).
+
+A piece is a list of :data:`~seqtasks.music.pianoroll.Note` ``(pitch, start, end)`` on an integer time
+grid (``steps_per_quarter`` steps per quarter note): 4 for the event model (16th notes), 1 for the JSB
+piano rolls (quarter notes). Every conversion goes through that one form.
+"""
+
+from seqtasks.music.pianoroll import (
+    LOWEST_PITCH,
+    NUM_KEYS,
+    Note,
+    frames_to_notes,
+    frames_to_roll,
+    normalise_notes,
+    notes_to_frames,
+    roll_to_frames,
+)
+
+__all__ = [
+    "LOWEST_PITCH",
+    "NUM_KEYS",
+    "Note",
+    "frames_to_notes",
+    "frames_to_roll",
+    "normalise_notes",
+    "notes_to_frames",
+    "roll_to_frames",
+]
