@@ -3,15 +3,16 @@
 Run on an otherwise idle machine:
 
     make bench                                   # this script, then sentiment_throughput.py
-    python benchmarks/encoder_paths.py           # defaults: 5 timed steps, 2 warm-up steps, 3 repeats
-    python benchmarks/encoder_paths.py --steps 2 --warmup 1 --repeats 1   # a quick smoke run
+    python benchmarks/encoder_paths.py           # defaults: 3 timed steps, 1 warm-up step, 3 repeats
+    python benchmarks/encoder_paths.py --steps 1 --repeats 1 --hidden 128   # a quick smoke run
 
 For RNNEncoder, GRUEncoder and LSTMEncoder (bidirectional, one layer, input 128, hidden 128 and 256,
 batch 64, T=256) it times forward + backward of ``outputs.sum()`` (inputs require grad, as they would
 behind an embedding), on lengths drawn uniformly in [T/2, T] and on all-equal lengths, and counts real
 tokens (the sum of the lengths), so padding is work the padded path pays for, not throughput it earns.
-Both paths get the same weights and the same batch; their order alternates between repeats, and each
-number is the median over repeats.
+Both paths get the same weights and the same batch; each model takes its warm-up steps before its first
+measurement, the order of the two paths alternates between repeats, and each number is the median over
+repeats.
 
 The from-scratch ElmanRNNEncoder (a Python loop per time step), when ``seqtasks.encoders`` exports it,
 is timed at a smaller size next to RNNEncoder at that size, as a reference for what the loop costs.
@@ -94,7 +95,8 @@ def measure_paths(case: Case, args: argparse.Namespace) -> dict[str, float]:
     for repeat in range(args.repeats):
         order = PATHS if repeat % 2 == 0 else PATHS[::-1]
         for path in order:
-            rates[path].append(train_step_rate(models[path], inputs, lengths, args.steps, args.warmup))
+            warmup = args.warmup if repeat == 0 else 0
+            rates[path].append(train_step_rate(models[path], inputs, lengths, args.steps, warmup))
     return {path: statistics.median(values) for path, values in rates.items()}
 
 
@@ -114,7 +116,8 @@ def measure_loop_reference(args: argparse.Namespace) -> tuple[Case, float, float
     for repeat in range(args.repeats):
         names = list(models) if repeat % 2 == 0 else list(models)[::-1]
         for name in names:
-            rates[name].append(train_step_rate(models[name], inputs, lengths, args.steps, args.warmup))
+            warmup = args.warmup if repeat == 0 else 0
+            rates[name].append(train_step_rate(models[name], inputs, lengths, args.steps, warmup))
     return case, statistics.median(rates["loop"]), statistics.median(rates["fused"])
 
 
@@ -131,8 +134,10 @@ def machine_line() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=5, help="timed train steps per measurement")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed train steps before each measurement")
+    parser.add_argument("--steps", type=int, default=3, help="timed train steps per measurement")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed train steps before a model's first measurement"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="measurements per path (median reported)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256], help="hidden sizes")
     parser.add_argument("--seed", type=int, default=0)

@@ -99,7 +99,47 @@ def prepare_command(argv: list[str]) -> None:
         print(f"  {key}: {size}")
 
 
-COMMANDS = {"classify": classify_command, "prepare": prepare_command}
+def generate_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="seqtasks generate",
+        description="Sample a piece from a music checkpoint; write a MIDI file and its piano-roll PNG beside it.",
+    )
+    parser.add_argument("--ckpt", required=True, help="a PianoRollModel or EventLanguageModel checkpoint")
+    parser.add_argument("--out", required=True, help="the MIDI file to write (the PNG gets the same name)")
+    parser.add_argument("--primer", help="a MIDI file to continue")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most probable tokens/keys")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (event models)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same file")
+    parser.add_argument("--steps", type=int, default=None, help="new tokens (event model) or frames at most")
+    parser.add_argument("--tempo", type=float, default=90.0, help="tempo of the MIDI file, quarter notes/min")
+    options = parser.parse_args(argv)
+    from seqtasks.music.midi import midi_to_notes, save_piece
+    from seqtasks.tasks.base import load_task
+
+    model = load_task(options.ckpt)
+    if not hasattr(model, "generate"):
+        raise SystemExit(f"{options.ckpt} holds a {type(model).__name__}, which does not generate music")
+    primer = None
+    if options.primer:
+        primer, warnings = midi_to_notes(options.primer, model.steps_per_quarter)
+        for warning in warnings:
+            print(f"primer {options.primer}: {warning}", file=sys.stderr)
+    try:
+        notes = model.generate(
+            options.steps, options.temperature, options.top_k, options.top_p, options.seed, primer
+        )
+    except ValueError as error:
+        raise SystemExit(f"seqtasks generate: {error}") from error
+    primer_steps = max((end for _, _, end in primer), default=0) if primer else 0
+    title = f"{os.path.basename(options.out)} (seed {options.seed}, temperature {options.temperature})"
+    midi, png = save_piece(
+        options.out, notes, model.steps_per_quarter, options.tempo, title=title, primer_steps=primer_steps
+    )
+    print(f"{midi}\t{len(notes)} notes\n{png}")
+
+
+COMMANDS = {"classify": classify_command, "prepare": prepare_command, "generate": generate_command}
 
 
 def main(argv: list[str] | None = None) -> None:

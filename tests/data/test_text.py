@@ -45,7 +45,7 @@ def test_vocabulary_orders_by_frequency_then_alphabetically() -> None:
 
 
 def test_vocabulary_min_freq_and_max_size() -> None:
-    """``min_freq`` drops rare words; ``max_size`` counts the two special tokens and keeps the most frequent."""
+    """``min_freq`` drops rare words; ``max_size`` counts the two special tokens and keeps the most common."""
     rows = [["b", "a", "c"], ["b", "c", "d"], ["b", "a"]]
     assert Vocabulary.build(rows, min_freq=2).tokens == [PAD, UNK, "b", "a", "c"]
     assert Vocabulary.build(rows, max_size=4).tokens == [PAD, UNK, "b", "a"]

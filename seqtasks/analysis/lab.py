@@ -1,0 +1,470 @@
+"""``seqtasks gradients``: the vanishing-gradient lab — why GRU and LSTM beat a tanh RNN, in one command.
+
+    seqtasks gradients --encoders rnn,gru,lstm --distances 5,10,20,50,100 --task tense --out runs/gradients
+    seqtasks gradients --encoders rnn --distances 20 --explode-scale 4 --clip 1 --out runs/exploding
+
+For every cell and distance it builds the long-range task (:mod:`seqtasks.analysis.long_range`), trains a
+small unidirectional :class:`~seqtasks.tasks.classification.SequenceClassifier` with a last-state pooler on
+it through a Lightning Trainer, and probes the gradient (:mod:`seqtasks.analysis.gradients`) on test rows
+at initialisation and after training. It writes to ``--out``:
+
+* ``results.csv``: accuracy and fitted gradient decay per step (at init, after training) per cell and
+  distance; ``summary.json`` and ``summary.md`` (the table, the distance where the tanh RNN is at chance);
+* ``gradients.csv``: the probe's norms per step back; ``steps.csv``: loss and gradient norm per optimiser
+  step (before clipping);
+* ``accuracy.png``, ``gradients.png``, ``summary.png``; with ``--explode-scale``, every run is trained
+  twice, without and with clipping, and ``exploding.png`` shows what clipping does;
+* ``logs/``: each training run's Lightning CSV log (and W&B runs with ``--wandb``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from seqtasks.analysis.gradients import GradientProfile, probe_classifier, scale_recurrent_weights
+from seqtasks.analysis.long_range import FillerCorpus, LongRangeDataset, build_task_dataset
+from seqtasks.callbacks import EpochSummary
+from seqtasks.data.classification import TextClassificationDataModule
+from seqtasks.encoders.rnn import TorchRNNEncoder
+from seqtasks.nn.poolers import LastStatePooler
+from seqtasks.tasks.classification import SequenceClassifier
+
+CELLS = ("rnn", "gru", "lstm")
+WANDB_PROJECT = "seqtasks-gradients"
+
+
+@dataclass
+class LabSettings:
+    """Everything a lab run depends on (the command's flags); stored in ``summary.json``."""
+
+    encoders: list[str] = field(default_factory=lambda: list(CELLS))
+    distances: list[int] = field(default_factory=lambda: [5, 10, 20, 50, 100])
+    task: str = "tense"
+    hidden: int = 32
+    embedding_dim: int = 32
+    epochs: int = 10
+    patience: int = 4
+    train_size: int = 2000
+    validation_size: int = 500
+    test_size: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3
+    levels: int = 5
+    probe_rows: int = 128
+    explode_scale: float | None = None
+    clip: float | None = None
+    seed: int = 0
+    out: str = "runs/gradients"
+    wandb: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [cell for cell in self.encoders if cell not in CELLS]
+        if unknown or not self.encoders:
+            raise ValueError(f"--encoders must name cells among {list(CELLS)}, got {self.encoders}")
+        if not self.distances or min(self.distances) < 1:
+            raise ValueError(f"--distances must be positive integers, got {self.distances}")
+        if self.task not in ("tense", "adding"):
+            raise ValueError(f"--task must be tense or adding, got {self.task!r}")
+        if self.clip is not None and self.clip <= 0:
+            raise ValueError(f"--clip must be positive, got {self.clip}")
+        if self.explode_scale is not None and self.explode_scale <= 0:
+            raise ValueError(f"--explode-scale must be positive, got {self.explode_scale}")
+
+    @property
+    def clips(self) -> list[float | None]:
+        """Clipping settings each run is trained with: both when showing exploding gradients."""
+        if self.explode_scale is not None:
+            return [None, self.clip or 1.0]
+        return [self.clip]
+
+
+@dataclass
+class RunResult:
+    """One trained model: its accuracy, its gradient profiles, its per-step training record."""
+
+    cell: str
+    distance: int
+    clip: float | None
+    test_acc: float
+    best_val_acc: float
+    epochs: int
+    seconds: float
+    init: GradientProfile
+    trained: GradientProfile
+    steps: list[dict[str, float]]
+
+    def row(self, task: str, chance: float, explode_scale: float | None) -> dict[str, Any]:
+        return {
+            "task": task,
+            "cell": self.cell,
+            "distance": self.distance,
+            "clip": "" if self.clip is None else self.clip,
+            "explode_scale": "" if explode_scale is None else explode_scale,
+            "test_acc": round(self.test_acc, 4),
+            "best_val_acc": round(self.best_val_acc, 4),
+            "chance": round(chance, 4),
+            "epochs": self.epochs,
+            "train_seconds": round(self.seconds, 1),
+            "decay_slope_init": _round(self.init.decay_slope()),
+            "decay_slope_trained": _round(self.trained.decay_slope()),
+            "decay_per_step_init": _round(math.exp(self.init.decay_slope())),
+            "decay_per_step_trained": _round(math.exp(self.trained.decay_slope())),
+        }
+
+
+def _round(value: float, digits: int = 4) -> float:
+    return value if not math.isfinite(value) else round(value, digits)
+
+
+class StepRecorder(pl.Callback):
+    """Loss and total gradient norm per optimiser step; the norm is read before any clipping."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, float]] = []
+        self._norm = math.nan
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
+        grads = [p.grad.detach().norm() for p in pl_module.parameters() if p.grad is not None]
+        self._norm = float(torch.stack(grads).norm()) if grads else math.nan
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.steps.append({"step": len(self.steps), "grad_norm": self._norm, "loss": float(loss)})
+
+
+def build_datamodule(dataset: LongRangeDataset, settings: LabSettings) -> TextClassificationDataModule:
+    datamodule = TextClassificationDataModule(
+        dataset=str(dataset.path),
+        labels=dataset.labels,
+        max_length=None,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+    )
+    datamodule.prepare_data()
+    return datamodule
+
+
+def build_model(datamodule: TextClassificationDataModule, cell: str, settings: LabSettings) -> SequenceClassifier:
+    """A small unidirectional classifier reading the last state; no dropout, so the probe sees the model."""
+    pl.seed_everything(settings.seed, verbose=False)
+    model = SequenceClassifier(
+        vocab_size=datamodule.vocab_size,
+        labels=datamodule.labels,
+        encoder=partial(TorchRNNEncoder, hidden_size=settings.hidden, cell=cell, bidirectional=False),
+        pooler=LastStatePooler,
+        embedding_dim=settings.embedding_dim,
+        embedding_dropout=0.0,
+        dropout=0.0,
+        pad_index=datamodule.pad_index,
+        lr=settings.lr,
+    )
+    if settings.explode_scale is not None:
+        scale_recurrent_weights(model.encoder, settings.explode_scale)
+    return model
+
+
+def probe_batch(datamodule: TextClassificationDataModule, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``rows`` test rows of the most common length (all of them, in these tasks)."""
+    datamodule.setup("test")
+    tokens, labels = [], []
+    for batch in datamodule.test_dataloader():
+        tokens.extend(batch["tokens"][i, : batch["lengths"][i]] for i in range(len(batch["labels"])))
+        labels.extend(batch["labels"].tolist())
+        if len(tokens) >= 4 * rows:
+            break
+    lengths = [len(t) for t in tokens]
+    common = max(set(lengths), key=lengths.count)
+    keep = [i for i, n in enumerate(lengths) if n == common][:rows]
+    return torch.stack([tokens[i] for i in keep]), torch.tensor([labels[i] for i in keep])
+
+
+def train_one(
+    dataset: LongRangeDataset, distance: int, cell: str, clip: float | None, settings: LabSettings
+) -> RunResult:
+    """Train one cell on one task distance through a Lightning Trainer; probe before and after."""
+    datamodule = build_datamodule(dataset, settings)
+    model = build_model(datamodule, cell, settings)
+    tokens, labels = probe_batch(datamodule, settings.probe_rows)
+    init = probe_classifier(model, tokens, labels)
+    name = f"{settings.task}-{cell}-d{distance}" + ("" if clip is None else f"-clip{clip:g}")
+    out = Path(settings.out)
+    loggers: list[Logger] = [CSVLogger(save_dir=str(out / "logs"), name=name, version="")]
+    if settings.wandb:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(
+            WandbLogger(
+                project=WANDB_PROJECT,
+                group=out.name,
+                name=name,
+                save_dir=str(out),
+                config={**asdict(settings), "cell": cell, "distance": distance, "run_clip": clip},
+            )
+        )
+    recorder = StepRecorder()
+    stopper = EarlyStopping(monitor="val/acc", mode="max", patience=settings.patience, stopping_threshold=0.995)
+    trainer = pl.Trainer(
+        max_epochs=settings.epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=loggers,
+        callbacks=[recorder, stopper, EpochSummary()],
+        gradient_clip_val=clip,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        default_root_dir=str(out / "logs"),
+    )
+    print(f"== {name}: {settings.train_size} train rows, length {distance + 1}", flush=True)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    trained = probe_classifier(model, tokens, labels)
+    best = stopper.best_score
+    result = RunResult(
+        cell=cell,
+        distance=distance,
+        clip=clip,
+        test_acc=float(tested["test/acc"]),
+        best_val_acc=float(best) if best is not None and torch.isfinite(best) else math.nan,
+        epochs=trainer.current_epoch,
+        seconds=seconds,
+        init=init,
+        trained=trained,
+        steps=recorder.steps,
+    )
+    if settings.wandb:
+        for logger in loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.experiment.summary.update({"test/acc": result.test_acc, "train_seconds": seconds})
+                logger.experiment.finish()
+    return result
+
+
+def at_chance(accuracy: float, chance: float, rows: int, sigmas: float = 3.0) -> bool:
+    """Whether an accuracy on ``rows`` test rows is within ``sigmas`` standard errors of chance."""
+    return accuracy <= chance + sigmas * math.sqrt(chance * (1 - chance) / rows)
+
+
+def chance_distance(results: list[RunResult], cell: str, chance: float, rows: int) -> int | None:
+    """The shortest distance from which ``cell`` stays at chance (None when it never falls there)."""
+    runs = sorted((r for r in results if r.cell == cell and r.clip is None), key=lambda r: r.distance)
+    for i, run in enumerate(runs):
+        if all(at_chance(r.test_acc, chance, rows) for r in runs[i:]):
+            return run.distance
+    return None
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summary_markdown(results: list[RunResult], settings: LabSettings, chance: float, rnn_chance: int | None) -> str:
+    """The results table as Markdown: accuracy per distance, decay per step at init and after training."""
+    distances = sorted({r.distance for r in results})
+    longest = distances[-1]
+    lines = [
+        "| cell | " + " | ".join(f"acc. d={d}" for d in distances) + f" | decay/step at init (d={longest}) "
+        f"| decay/step trained (d={longest}) |",
+        "|---|" + "---:|" * (len(distances) + 2),
+    ]
+    for cell in settings.encoders:
+        for clip in settings.clips:
+            runs = {r.distance: r for r in results if r.cell == cell and r.clip == clip}
+            if not runs:
+                continue
+            label = cell if len(settings.clips) == 1 else f"{cell} (clip {clip if clip is not None else 'off'})"
+            accs = " | ".join(f"{runs[d].test_acc:.3f}" if d in runs else "—" for d in distances)
+            last = runs.get(longest)
+            decays = (
+                f"{last.init.decay_per_step():.3f} | {last.trained.decay_per_step():.3f}" if last else "— | —"
+            )
+            lines.append(f"| {label} | {accs} | {decays} |")
+    note = (
+        f"Chance is {chance:.3f}. "
+        + (
+            f"The tanh RNN is at chance (within 3 standard errors) from distance {rnn_chance} on."
+            if rnn_chance is not None
+            else "The tanh RNN does not fall to chance at these distances."
+        )
+        if "rnn" in settings.encoders
+        else f"Chance is {chance:.3f}."
+    )
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def run_lab(settings: LabSettings) -> dict[str, Any]:
+    """Train and probe every cell at every distance; write the CSVs, figures and summary to ``settings.out``."""
+    from seqtasks.analysis import figures
+
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    corpus = FillerCorpus.load(exclude={"today", "yesterday", "___"}) if settings.task == "tense" else None
+    results: list[RunResult] = []
+    datasets: dict[int, LongRangeDataset] = {}
+    for distance in settings.distances:
+        kwargs: dict[str, Any] = {
+            "train_size": settings.train_size,
+            "validation_size": settings.validation_size,
+            "test_size": settings.test_size,
+            "seed": settings.seed,
+        }
+        kwargs.update({"corpus": corpus} if settings.task == "tense" else {"levels": settings.levels})
+        datasets[distance] = build_task_dataset(settings.task, distance, **kwargs)
+        for cell in settings.encoders:
+            for clip in settings.clips:
+                results.append(train_one(datasets[distance], distance, cell, clip, settings))
+    dataset = datasets[settings.distances[0]]
+    chance = dataset.chance
+    rnn_chance = chance_distance(results, "rnn", chance, settings.test_size) if "rnn" in settings.encoders else None
+
+    rows = [r.row(settings.task, chance, settings.explode_scale) for r in results]
+    _write_csv(out / "results.csv", rows)
+    gradient_rows, step_rows = [], []
+    for r in results:
+        key = {"task": settings.task, "cell": r.cell, "distance": r.distance, "clip": "" if r.clip is None else r.clip}
+        for stage, profile in (("init", r.init), ("trained", r.trained)):
+            gradient_rows.extend({**key, "stage": stage, **record} for record in profile.records())
+        step_rows.extend({**key, **step} for step in r.steps)
+    _write_csv(out / "gradients.csv", gradient_rows)
+    _write_csv(out / "steps.csv", step_rows)
+
+    paths = figures.write_figures(results, settings, chance, out)
+    wall = time.perf_counter() - started
+    table = summary_markdown(results, settings, chance, rnn_chance)
+    (out / "summary.md").write_text(table)
+    summary = {
+        "settings": asdict(settings),
+        "filler_source": dataset.filler_source,
+        "chance": chance,
+        "rnn_chance_distance": rnn_chance,
+        "results": rows,
+        "figures": [str(p) for p in paths],
+        "wall_seconds": round(wall, 1),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if settings.wandb:
+        _log_summary_to_wandb(summary, gradient_rows, paths, out)
+    print(table)
+    print(f"filler: {dataset.filler_source}")
+    print(f"wrote {out}/results.csv, gradients.csv, steps.csv, summary.json, summary.md and")
+    for path in paths:
+        print(f"  {path}")
+    print(f"wall time {wall:.0f} s")
+    return summary
+
+
+def _log_summary_to_wandb(summary: dict[str, Any], gradient_rows: list[dict], paths: list[Path], out: Path) -> None:
+    import wandb
+
+    run = wandb.init(project=WANDB_PROJECT, group=out.name, name=f"{out.name}-summary", dir=str(out), job_type="summary")
+    try:
+        results = summary["results"]
+        run.log(
+            {
+                "results": wandb.Table(columns=list(results[0]), data=[list(r.values()) for r in results]),
+                "gradients": wandb.Table(
+                    columns=list(gradient_rows[0]), data=[list(r.values()) for r in gradient_rows]
+                ),
+                **{f"figures/{p.stem}": wandb.Image(str(p)) for p in paths},
+            }
+        )
+        run.summary.update({"rnn_chance_distance": summary["rnn_chance_distance"], "wall_seconds": summary["wall_seconds"]})
+    finally:
+        run.finish()
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str]) -> LabSettings:
+    defaults = LabSettings()
+    parser = argparse.ArgumentParser(
+        prog="seqtasks gradients",
+        description="Train tanh RNN, GRU and LSTM on a long-range task at several distances; measure and "
+        "draw accuracy and gradient decay (the vanishing-gradient lab).",
+    )
+    parser.add_argument("--encoders", default=",".join(defaults.encoders), help="cells, comma-separated: rnn,gru,lstm")
+    parser.add_argument("--distances", default=",".join(map(str, defaults.distances)), help="task distances, comma-separated")
+    parser.add_argument("--task", default=defaults.task, choices=["tense", "adding"], help="the long-range task")
+    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden size of every cell")
+    parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim, help="token embedding width")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="most epochs per run")
+    parser.add_argument("--patience", type=int, default=defaults.patience, help="early stopping on val/acc (epochs)")
+    parser.add_argument("--train-size", type=int, default=defaults.train_size, help="training rows per distance")
+    parser.add_argument("--validation-size", type=int, default=defaults.validation_size, help="validation rows")
+    parser.add_argument("--test-size", type=int, default=defaults.test_size, help="test rows (and chance band)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
+    parser.add_argument("--levels", type=int, default=defaults.levels, help="adding problem: value levels")
+    parser.add_argument("--probe-rows", type=int, default=defaults.probe_rows, help="test rows the probe averages")
+    parser.add_argument(
+        "--explode-scale",
+        type=float,
+        default=None,
+        help="multiply recurrent weights by this at init and train every run without and with clipping",
+    )
+    parser.add_argument("--clip", type=float, default=None, help="gradient clipping norm (1.0 with --explode-scale)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of data and initialisation")
+    parser.add_argument("--out", default=defaults.out, help="output directory")
+    parser.add_argument("--wandb", action="store_true", help="log runs and the summary to W&B (offline without credentials)")
+    options = parser.parse_args(argv)
+    try:
+        return LabSettings(
+            encoders=[c.strip() for c in options.encoders.split(",") if c.strip()],
+            distances=_int_list(options.distances),
+            task=options.task,
+            hidden=options.hidden,
+            embedding_dim=options.embedding_dim,
+            epochs=options.epochs,
+            patience=options.patience,
+            train_size=options.train_size,
+            validation_size=options.validation_size,
+            test_size=options.test_size,
+            batch_size=options.batch_size,
+            lr=options.lr,
+            levels=options.levels,
+            probe_rows=options.probe_rows,
+            explode_scale=options.explode_scale,
+            clip=options.clip,
+            seed=options.seed,
+            out=options.out,
+            wandb=options.wandb,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+        raise
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``seqtasks gradients``."""
+    settings = parse_args(argv)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    run_lab(settings)
