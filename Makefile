@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-RECIPE ?= sentiment-imdb
+RECIPE ?= music-bach
 ARGS ?=
 export SEQTASKS_CACHE_DIR ?= $(CURDIR)/runs/cache
 

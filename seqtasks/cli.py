@@ -4,6 +4,8 @@ seqtasks fit --config recipes/sentiment-imdb.yaml        # train (then test the 
 seqtasks test --config recipes/sentiment-imdb.yaml --ckpt_path runs/.../best.ckpt
 seqtasks prepare --config recipes/sentiment-imdb.yaml    # build the vocabulary file only
 seqtasks classify --ckpt best.ckpt "a wonderful film" "dull"
+seqtasks generate --ckpt best.ckpt --out piece.mid --seed 1   # music: a MIDI file and its piano-roll PNG
+seqtasks gradients --encoders rnn,gru,lstm --distances 5,10,20,50,100   # the vanishing-gradient lab
 """
 
 from __future__ import annotations
@@ -102,15 +104,15 @@ def prepare_command(argv: list[str]) -> None:
 def generate_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="seqtasks generate",
-        description="Sample a piece from a music checkpoint; write a MIDI file and its piano-roll PNG beside it.",
+        description="Sample a piece from a music checkpoint: a MIDI file, and its piano-roll PNG beside it.",
     )
     parser.add_argument("--ckpt", required=True, help="a PianoRollModel or EventLanguageModel checkpoint")
     parser.add_argument("--out", required=True, help="the MIDI file to write (the PNG gets the same name)")
     parser.add_argument("--primer", help="a MIDI file to continue")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
-    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most probable tokens/keys")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens/keys")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (event models)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same file")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
     parser.add_argument("--steps", type=int, default=None, help="new tokens (event model) or frames at most")
     parser.add_argument("--tempo", type=float, default=90.0, help="tempo of the MIDI file, quarter notes/min")
     options = parser.parse_args(argv)
@@ -132,14 +134,26 @@ def generate_command(argv: list[str]) -> None:
     except ValueError as error:
         raise SystemExit(f"seqtasks generate: {error}") from error
     primer_steps = max((end for _, _, end in primer), default=0) if primer else 0
-    title = f"{os.path.basename(options.out)} (seed {options.seed}, temperature {options.temperature})"
+    title = f"seqtasks sample (seed {options.seed}, temperature {options.temperature})"  # no path: same bytes
     midi, png = save_piece(
         options.out, notes, model.steps_per_quarter, options.tempo, title=title, primer_steps=primer_steps
     )
     print(f"{midi}\t{len(notes)} notes\n{png}")
 
 
-COMMANDS = {"classify": classify_command, "prepare": prepare_command, "generate": generate_command}
+def gradients_command(argv: list[str]) -> None:
+    """The vanishing-gradient lab (``seqtasks gradients --help``); see seqtasks/analysis/lab.py."""
+    from seqtasks.analysis.lab import main as lab_main
+
+    lab_main(argv)
+
+
+COMMANDS = {
+    "classify": classify_command,
+    "prepare": prepare_command,
+    "generate": generate_command,
+    "gradients": gradients_command,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

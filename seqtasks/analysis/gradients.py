@@ -212,7 +212,37 @@ def scale_recurrent_weights(encoder: nn.Module, scale: float) -> int:
     return count
 
 
-def orthogonal(size: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
+def set_memory_gate_bias(encoder: nn.Module, value: float) -> int:
+    """Set the bias of the gate that keeps the old state: an LSTM's forget gate, a GRU's update gate.
+
+    The bias is split as ``bias_ih = value``, ``bias_hh = 0`` for those rows, so the gate opens at
+    ``sigmoid(value)`` on average. torch initialises it near 0 (the gate half open: the memory halves each
+    step); 1 is the usual LSTM advice (Gers et al. 2000; Jozefowicz et al. 2015, Keras's default), and
+    larger values give longer memory at initialisation (Tallec & Ollivier 2018's chrono init). Returns
+    how many layers/directions were set; a tanh RNN has no such gate and raises.
+    """
+    rnn = getattr(encoder, "rnn", None)
+    mode = getattr(rnn, "mode", None)
+    if mode not in ("LSTM", "GRU"):
+        raise ValueError(
+            f"only LSTM and GRU encoders have a memory gate; got {type(encoder).__name__} ({mode})"
+        )
+    hidden = rnn.hidden_size
+    rows = slice(hidden, 2 * hidden)  # torch's gate order: LSTM (i, f, g, o), GRU (r, z, n)
+    count = 0
+    with torch.no_grad():
+        for name, parameter in rnn.named_parameters():
+            if name.startswith("bias_ih"):
+                parameter[rows] = value
+                count += 1
+            elif name.startswith("bias_hh"):
+                parameter[rows] = 0.0
+    return count
+
+
+def orthogonal(
+    size: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+) -> Tensor:
     """A random orthogonal ``(size, size)`` matrix (QR of a Gaussian, signs fixed so it is uniform)."""
     gaussian = torch.randn(size, size, generator=generator, dtype=dtype)
     q, r = torch.linalg.qr(gaussian)

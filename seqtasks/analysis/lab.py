@@ -20,12 +20,10 @@ at initialisation and after training. It writes to ``--out``:
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import math
-import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,8 +34,20 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from seqtasks.analysis.gradients import GradientProfile, probe_classifier, scale_recurrent_weights
-from seqtasks.analysis.long_range import FillerCorpus, LongRangeDataset, build_task_dataset
+from seqtasks.analysis.gradients import (
+    GradientProfile,
+    probe_classifier,
+    scale_recurrent_weights,
+    set_memory_gate_bias,
+)
+from seqtasks.analysis.long_range import (
+    BLANK,
+    MIN_TENSE_DISTANCE,
+    TENSE_CUES,
+    FillerCorpus,
+    LongRangeDataset,
+    build_task_dataset,
+)
 from seqtasks.callbacks import EpochSummary
 from seqtasks.data.classification import TextClassificationDataModule
 from seqtasks.encoders.rnn import TorchRNNEncoder
@@ -57,15 +67,17 @@ class LabSettings:
     task: str = "tense"
     hidden: int = 32
     embedding_dim: int = 32
-    epochs: int = 10
+    epochs: int = 1
     patience: int = 4
-    train_size: int = 2000
+    train_size: int = 20000
     validation_size: int = 500
     test_size: int = 1000
     batch_size: int = 32
+    validate_every: int = 5000
     lr: float = 3e-3
     levels: int = 5
     probe_rows: int = 128
+    gate_biases: list[float | None] = field(default_factory=lambda: [None])
     explode_scale: float | None = None
     clip: float | None = None
     seed: int = 0
@@ -80,10 +92,21 @@ class LabSettings:
             raise ValueError(f"--distances must be positive integers, got {self.distances}")
         if self.task not in ("tense", "adding"):
             raise ValueError(f"--task must be tense or adding, got {self.task!r}")
+        if self.task == "tense" and min(self.distances) < MIN_TENSE_DISTANCE:
+            raise ValueError(
+                f"--distances: the tense task needs distances >= {MIN_TENSE_DISTANCE}, got {self.distances}"
+            )
         if self.clip is not None and self.clip <= 0:
             raise ValueError(f"--clip must be positive, got {self.clip}")
         if self.explode_scale is not None and self.explode_scale <= 0:
             raise ValueError(f"--explode-scale must be positive, got {self.explode_scale}")
+
+    @property
+    def variants(self) -> list[tuple[str, float | None]]:
+        """``(cell, gate bias)`` of every model compared: gated cells once per gate bias, the RNN once."""
+        return [
+            (cell, bias) for cell in self.encoders for bias in ([None] if cell == "rnn" else self.gate_biases)
+        ]
 
     @property
     def clips(self) -> list[float | None]:
@@ -98,33 +121,45 @@ class RunResult:
     """One trained model: its accuracy, its gradient profiles, its per-step training record."""
 
     cell: str
+    gate_bias: float | None
     distance: int
     clip: float | None
     test_acc: float
     best_val_acc: float
-    epochs: int
+    rows_seen: int
     seconds: float
     init: GradientProfile
     trained: GradientProfile
     steps: list[dict[str, float]]
 
+    @property
+    def variant(self) -> str:
+        """``lstm``, or ``lstm-b3`` when the memory-gate bias was set to 3."""
+        return variant_name(self.cell, self.gate_bias)
+
     def row(self, task: str, chance: float, explode_scale: float | None) -> dict[str, Any]:
         return {
             "task": task,
+            "model": self.variant,
             "cell": self.cell,
+            "gate_bias": "" if self.gate_bias is None else self.gate_bias,
             "distance": self.distance,
             "clip": "" if self.clip is None else self.clip,
             "explode_scale": "" if explode_scale is None else explode_scale,
             "test_acc": round(self.test_acc, 4),
             "best_val_acc": round(self.best_val_acc, 4),
             "chance": round(chance, 4),
-            "epochs": self.epochs,
+            "train_rows_seen": self.rows_seen,
             "train_seconds": round(self.seconds, 1),
             "decay_slope_init": _round(self.init.decay_slope()),
             "decay_slope_trained": _round(self.trained.decay_slope()),
             "decay_per_step_init": _round(math.exp(self.init.decay_slope())),
             "decay_per_step_trained": _round(math.exp(self.trained.decay_slope())),
         }
+
+
+def variant_name(cell: str, gate_bias: float | None) -> str:
+    return cell if gate_bias is None else f"{cell}-b{gate_bias:g}"
 
 
 def _round(value: float, digits: int = 4) -> float:
@@ -147,6 +182,16 @@ class StepRecorder(pl.Callback):
         self.steps.append({"step": len(self.steps), "grad_norm": self._norm, "loss": float(loss)})
 
 
+class ValidationReport(pl.Callback):
+    """One line per validation (they run within epochs here), readable in a background run's log."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        rows = trainer.global_step * trainer.datamodule.batch_size
+        shown = "  ".join(f"{k}={float(metrics[k]):.4f}" for k in ("val/acc", "val/loss") if k in metrics)
+        print(f"  [step {trainer.global_step}, ~{rows} rows] {shown}", flush=True)
+
+
 def build_datamodule(dataset: LongRangeDataset, settings: LabSettings) -> TextClassificationDataModule:
     datamodule = TextClassificationDataModule(
         dataset=str(dataset.path),
@@ -159,7 +204,9 @@ def build_datamodule(dataset: LongRangeDataset, settings: LabSettings) -> TextCl
     return datamodule
 
 
-def build_model(datamodule: TextClassificationDataModule, cell: str, settings: LabSettings) -> SequenceClassifier:
+def build_model(
+    datamodule: TextClassificationDataModule, cell: str, gate_bias: float | None, settings: LabSettings
+) -> SequenceClassifier:
     """A small unidirectional classifier reading the last state; no dropout, so the probe sees the model."""
     pl.seed_everything(settings.seed, verbose=False)
     model = SequenceClassifier(
@@ -173,6 +220,8 @@ def build_model(datamodule: TextClassificationDataModule, cell: str, settings: L
         pad_index=datamodule.pad_index,
         lr=settings.lr,
     )
+    if gate_bias is not None:
+        set_memory_gate_bias(model.encoder, gate_bias)
     if settings.explode_scale is not None:
         scale_recurrent_weights(model.encoder, settings.explode_scale)
     return model
@@ -194,14 +243,21 @@ def probe_batch(datamodule: TextClassificationDataModule, rows: int) -> tuple[to
 
 
 def train_one(
-    dataset: LongRangeDataset, distance: int, cell: str, clip: float | None, settings: LabSettings
+    dataset: LongRangeDataset,
+    distance: int,
+    cell: str,
+    gate_bias: float | None,
+    clip: float | None,
+    settings: LabSettings,
 ) -> RunResult:
-    """Train one cell on one task distance through a Lightning Trainer; probe before and after."""
+    """Train one model on one task distance through a Lightning Trainer; probe before and after."""
     datamodule = build_datamodule(dataset, settings)
-    model = build_model(datamodule, cell, settings)
+    model = build_model(datamodule, cell, gate_bias, settings)
     tokens, labels = probe_batch(datamodule, settings.probe_rows)
     init = probe_classifier(model, tokens, labels)
-    name = f"{settings.task}-{cell}-d{distance}" + ("" if clip is None else f"-clip{clip:g}")
+    name = f"{settings.task}-{variant_name(cell, gate_bias)}-d{distance}" + (
+        "" if clip is None else f"-clip{clip:g}"
+    )
     out = Path(settings.out)
     loggers: list[Logger] = [CSVLogger(save_dir=str(out / "logs"), name=name, version="")]
     if settings.wandb:
@@ -213,23 +269,32 @@ def train_one(
                 group=out.name,
                 name=name,
                 save_dir=str(out),
-                config={**asdict(settings), "cell": cell, "distance": distance, "run_clip": clip},
+                config={
+                    **asdict(settings),
+                    "cell": cell,
+                    "gate_bias": gate_bias,
+                    "distance": distance,
+                    "run_clip": clip,
+                },
             )
         )
     recorder = StepRecorder()
-    stopper = EarlyStopping(monitor="val/acc", mode="max", patience=settings.patience, stopping_threshold=0.995)
+    stopper = EarlyStopping(
+        monitor="val/acc", mode="max", patience=settings.patience, stopping_threshold=0.995
+    )
     trainer = pl.Trainer(
         max_epochs=settings.epochs,
         accelerator="cpu",
         devices=1,
         logger=loggers,
-        callbacks=[recorder, stopper, EpochSummary()],
+        callbacks=[recorder, stopper, ValidationReport(), EpochSummary()],
         gradient_clip_val=clip,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
+        val_check_interval=min(1.0, settings.validate_every / settings.train_size),
         default_root_dir=str(out / "logs"),
     )
     print(f"== {name}: {settings.train_size} train rows, length {distance + 1}", flush=True)
@@ -241,11 +306,12 @@ def train_one(
     best = stopper.best_score
     result = RunResult(
         cell=cell,
+        gate_bias=gate_bias,
         distance=distance,
         clip=clip,
         test_acc=float(tested["test/acc"]),
         best_val_acc=float(best) if best is not None and torch.isfinite(best) else math.nan,
-        epochs=trainer.current_epoch,
+        rows_seen=trainer.global_step * settings.batch_size,
         seconds=seconds,
         init=init,
         trained=trained,
@@ -264,68 +330,24 @@ def at_chance(accuracy: float, chance: float, rows: int, sigmas: float = 3.0) ->
     return accuracy <= chance + sigmas * math.sqrt(chance * (1 - chance) / rows)
 
 
-def chance_distance(results: list[RunResult], cell: str, chance: float, rows: int) -> int | None:
-    """The shortest distance from which ``cell`` stays at chance (None when it never falls there)."""
-    runs = sorted((r for r in results if r.cell == cell and r.clip is None), key=lambda r: r.distance)
+def chance_distance(results: list[RunResult], variant: str, chance: float, rows: int) -> int | None:
+    """The shortest distance from which ``variant`` stays at chance (None when it never falls there)."""
+    runs = sorted((r for r in results if r.variant == variant and r.clip is None), key=lambda r: r.distance)
     for i, run in enumerate(runs):
         if all(at_chance(r.test_acc, chance, rows) for r in runs[i:]):
             return run.distance
     return None
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def summary_markdown(results: list[RunResult], settings: LabSettings, chance: float, rnn_chance: int | None) -> str:
-    """The results table as Markdown: accuracy per distance, decay per step at init and after training."""
-    distances = sorted({r.distance for r in results})
-    longest = distances[-1]
-    lines = [
-        "| cell | " + " | ".join(f"acc. d={d}" for d in distances) + f" | decay/step at init (d={longest}) "
-        f"| decay/step trained (d={longest}) |",
-        "|---|" + "---:|" * (len(distances) + 2),
-    ]
-    for cell in settings.encoders:
-        for clip in settings.clips:
-            runs = {r.distance: r for r in results if r.cell == cell and r.clip == clip}
-            if not runs:
-                continue
-            label = cell if len(settings.clips) == 1 else f"{cell} (clip {clip if clip is not None else 'off'})"
-            accs = " | ".join(f"{runs[d].test_acc:.3f}" if d in runs else "—" for d in distances)
-            last = runs.get(longest)
-            decays = (
-                f"{last.init.decay_per_step():.3f} | {last.trained.decay_per_step():.3f}" if last else "— | —"
-            )
-            lines.append(f"| {label} | {accs} | {decays} |")
-    note = (
-        f"Chance is {chance:.3f}. "
-        + (
-            f"The tanh RNN is at chance (within 3 standard errors) from distance {rnn_chance} on."
-            if rnn_chance is not None
-            else "The tanh RNN does not fall to chance at these distances."
-        )
-        if "rnn" in settings.encoders
-        else f"Chance is {chance:.3f}."
-    )
-    return "\n".join(lines) + "\n\n" + note + "\n"
-
-
 def run_lab(settings: LabSettings) -> dict[str, Any]:
-    """Train and probe every cell at every distance; write the CSVs, figures and summary to ``settings.out``."""
-    from seqtasks.analysis import figures
+    """Train and probe every model at every distance; write CSVs, figures and summary to ``settings.out``."""
+    from seqtasks.analysis.report import write_report
 
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    corpus = FillerCorpus.load(exclude={"today", "yesterday", "___"}) if settings.task == "tense" else None
+    corpus = FillerCorpus.load(exclude={*TENSE_CUES.values(), BLANK}) if settings.task == "tense" else None
     results: list[RunResult] = []
-    datasets: dict[int, LongRangeDataset] = {}
+    dataset: LongRangeDataset | None = None
     for distance in settings.distances:
         kwargs: dict[str, Any] = {
             "train_size": settings.train_size,
@@ -334,69 +356,17 @@ def run_lab(settings: LabSettings) -> dict[str, Any]:
             "seed": settings.seed,
         }
         kwargs.update({"corpus": corpus} if settings.task == "tense" else {"levels": settings.levels})
-        datasets[distance] = build_task_dataset(settings.task, distance, **kwargs)
-        for cell in settings.encoders:
+        dataset = build_task_dataset(settings.task, distance, **kwargs)
+        for cell, gate_bias in settings.variants:
             for clip in settings.clips:
-                results.append(train_one(datasets[distance], distance, cell, clip, settings))
-    dataset = datasets[settings.distances[0]]
-    chance = dataset.chance
-    rnn_chance = chance_distance(results, "rnn", chance, settings.test_size) if "rnn" in settings.encoders else None
-
-    rows = [r.row(settings.task, chance, settings.explode_scale) for r in results]
-    _write_csv(out / "results.csv", rows)
-    gradient_rows, step_rows = [], []
-    for r in results:
-        key = {"task": settings.task, "cell": r.cell, "distance": r.distance, "clip": "" if r.clip is None else r.clip}
-        for stage, profile in (("init", r.init), ("trained", r.trained)):
-            gradient_rows.extend({**key, "stage": stage, **record} for record in profile.records())
-        step_rows.extend({**key, **step} for step in r.steps)
-    _write_csv(out / "gradients.csv", gradient_rows)
-    _write_csv(out / "steps.csv", step_rows)
-
-    paths = figures.write_figures(results, settings, chance, out)
-    wall = time.perf_counter() - started
-    table = summary_markdown(results, settings, chance, rnn_chance)
-    (out / "summary.md").write_text(table)
-    summary = {
-        "settings": asdict(settings),
-        "filler_source": dataset.filler_source,
-        "chance": chance,
-        "rnn_chance_distance": rnn_chance,
-        "results": rows,
-        "figures": [str(p) for p in paths],
-        "wall_seconds": round(wall, 1),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if settings.wandb:
-        _log_summary_to_wandb(summary, gradient_rows, paths, out)
-    print(table)
-    print(f"filler: {dataset.filler_source}")
-    print(f"wrote {out}/results.csv, gradients.csv, steps.csv, summary.json, summary.md and")
-    for path in paths:
-        print(f"  {path}")
-    print(f"wall time {wall:.0f} s")
-    return summary
-
-
-def _log_summary_to_wandb(summary: dict[str, Any], gradient_rows: list[dict], paths: list[Path], out: Path) -> None:
-    import wandb
-
-    run = wandb.init(project=WANDB_PROJECT, group=out.name, name=f"{out.name}-summary", dir=str(out), job_type="summary")
-    try:
-        results = summary["results"]
-        run.log(
-            {
-                "results": wandb.Table(columns=list(results[0]), data=[list(r.values()) for r in results]),
-                "gradients": wandb.Table(
-                    columns=list(gradient_rows[0]), data=[list(r.values()) for r in gradient_rows]
-                ),
-                **{f"figures/{p.stem}": wandb.Image(str(p)) for p in paths},
-            }
-        )
-        run.summary.update({"rnn_chance_distance": summary["rnn_chance_distance"], "wall_seconds": summary["wall_seconds"]})
-    finally:
-        run.finish()
+                results.append(train_one(dataset, distance, cell, gate_bias, clip, settings))
+    assert dataset is not None
+    rnn_chance = (
+        chance_distance(results, "rnn", dataset.chance, settings.test_size)
+        if "rnn" in settings.encoders
+        else None
+    )
+    return write_report(results, settings, dataset, rnn_chance, started)
 
 
 def _int_list(text: str) -> list[int]:
@@ -410,30 +380,67 @@ def parse_args(argv: list[str]) -> LabSettings:
         description="Train tanh RNN, GRU and LSTM on a long-range task at several distances; measure and "
         "draw accuracy and gradient decay (the vanishing-gradient lab).",
     )
-    parser.add_argument("--encoders", default=",".join(defaults.encoders), help="cells, comma-separated: rnn,gru,lstm")
-    parser.add_argument("--distances", default=",".join(map(str, defaults.distances)), help="task distances, comma-separated")
-    parser.add_argument("--task", default=defaults.task, choices=["tense", "adding"], help="the long-range task")
+    parser.add_argument(
+        "--encoders", default=",".join(defaults.encoders), help="cells, comma-separated: rnn,gru,lstm"
+    )
+    parser.add_argument(
+        "--distances", default=",".join(map(str, defaults.distances)), help="task distances, comma-separated"
+    )
+    parser.add_argument(
+        "--task", default=defaults.task, choices=["tense", "adding"], help="the long-range task"
+    )
     parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden size of every cell")
-    parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim, help="token embedding width")
+    parser.add_argument(
+        "--embedding-dim", type=int, default=defaults.embedding_dim, help="token embedding width"
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="most epochs per run")
-    parser.add_argument("--patience", type=int, default=defaults.patience, help="early stopping on val/acc (epochs)")
-    parser.add_argument("--train-size", type=int, default=defaults.train_size, help="training rows per distance")
-    parser.add_argument("--validation-size", type=int, default=defaults.validation_size, help="validation rows")
-    parser.add_argument("--test-size", type=int, default=defaults.test_size, help="test rows (and chance band)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="early stopping: validations without a better val/acc",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=defaults.train_size, help="training rows per distance"
+    )
+    parser.add_argument(
+        "--validation-size", type=int, default=defaults.validation_size, help="validation rows"
+    )
+    parser.add_argument(
+        "--test-size", type=int, default=defaults.test_size, help="test rows (and chance band)"
+    )
+    parser.add_argument(
+        "--validate-every",
+        type=int,
+        default=defaults.validate_every,
+        help="validate (and early-stop) after this many training rows, or once per epoch if fewer",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
     parser.add_argument("--levels", type=int, default=defaults.levels, help="adding problem: value levels")
-    parser.add_argument("--probe-rows", type=int, default=defaults.probe_rows, help="test rows the probe averages")
+    parser.add_argument(
+        "--probe-rows", type=int, default=defaults.probe_rows, help="test rows the probe averages"
+    )
+    parser.add_argument(
+        "--gate-bias",
+        default="torch",
+        help="initial bias of the LSTM forget gate and GRU update gate; comma-separated values train one "
+        "model per value, 'torch' keeps torch's initialisation (about 0): e.g. torch,3",
+    )
     parser.add_argument(
         "--explode-scale",
         type=float,
         default=None,
         help="multiply recurrent weights by this at init and train every run without and with clipping",
     )
-    parser.add_argument("--clip", type=float, default=None, help="gradient clipping norm (1.0 with --explode-scale)")
+    parser.add_argument(
+        "--clip", type=float, default=None, help="gradient clipping norm (1.0 with --explode-scale)"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of data and initialisation")
     parser.add_argument("--out", default=defaults.out, help="output directory")
-    parser.add_argument("--wandb", action="store_true", help="log runs and the summary to W&B (offline without credentials)")
+    parser.add_argument(
+        "--wandb", action="store_true", help="log runs and the summary to W&B (offline without credentials)"
+    )
     options = parser.parse_args(argv)
     try:
         return LabSettings(
@@ -448,9 +455,11 @@ def parse_args(argv: list[str]) -> LabSettings:
             validation_size=options.validation_size,
             test_size=options.test_size,
             batch_size=options.batch_size,
+            validate_every=options.validate_every,
             lr=options.lr,
             levels=options.levels,
             probe_rows=options.probe_rows,
+            gate_biases=[None if b.strip() == "torch" else float(b) for b in options.gate_bias.split(",")],
             explode_scale=options.explode_scale,
             clip=options.clip,
             seed=options.seed,
@@ -465,6 +474,11 @@ def parse_args(argv: list[str]) -> LabSettings:
 def main(argv: list[str]) -> None:
     """Entry point of ``seqtasks gradients``."""
     settings = parse_args(argv)
+    import datasets
+
+    datasets.disable_progress_bars()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
     run_lab(settings)

@@ -142,7 +142,9 @@ class FillerCorpus:
                 return cls(sentences, f"CoNLL-2003 sentences ({resolved.location})", exclude)
         lines = [line for line in BUILTIN_TEXT.replace("\n", " ").split(". ") if line.strip()]
         builtin = [tokenizer(line + " .") for line in lines]
-        return cls({"train": builtin}, "built-in public-domain English text (Lincoln, Austen, Dickens)", exclude)
+        return cls(
+            {"train": builtin}, "built-in public-domain English text (Lincoln, Austen, Dickens)", exclude
+        )
 
 
 def tense_example(cue: str, filler: list[str]) -> str:
@@ -212,7 +214,9 @@ def build_tense_dataset(
         for index, (split, size) in enumerate(sizes.items()):
             rng = random.Random(f"tense/{seed}/{distance}/{index}")
             labels = _balanced_labels(size, TENSE_LABELS, rng)
-            texts = [tense_example(TENSE_CUES[label], corpus.window(split, distance - 4, rng)) for label in labels]
+            texts = [
+                tense_example(TENSE_CUES[label], corpus.window(split, distance - 4, rng)) for label in labels
+            ]
             splits[split] = {"text": texts, "label": labels}
         _write_dataset(directory, splits)
     return LongRangeDataset(directory, list(TENSE_LABELS), 0.5, corpus.source)

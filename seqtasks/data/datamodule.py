@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from seqtasks.data.batching import StreamingBatches, bucket_batches
 from seqtasks.data.errors import DataError
-from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve
+from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
 
 
 class RecurrentDataModule(pl.LightningDataModule):
@@ -123,11 +123,22 @@ class RecurrentDataModule(pl.LightningDataModule):
             "train_split": self.train_split,
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
+            "data_files": self._train_file_stamps(),
             **self.prepare_settings(),
         }
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.dataset.strip("/"))[-60:]
         return cache_dir() / "prepared" / f"{safe}-{digest}.json"
+
+    def _train_file_stamps(self) -> list[tuple[str, int, int]]:
+        """Name, size and mtime of local training files, so edited data gets a fresh prepare step."""
+        if self.resolved.kind != "local":
+            return []
+        stamps = []
+        for path in split_files(self.resolved.location, self.train_split):
+            stat = os.stat(path)
+            stamps.append((os.path.basename(path), stat.st_size, int(stat.st_mtime)))
+        return stamps
 
     @property
     def prepared(self) -> dict[str, Any]:
@@ -199,6 +210,14 @@ class RecurrentDataModule(pl.LightningDataModule):
             ),
         )
         if keep != "all":
+            if self.streaming and getattr(encoded, "num_shards", 1) > 1:
+                # Row indices of a multi-shard stream follow its (shuffled) shard order, so they cannot
+                # name the same rows every epoch; refuse rather than leak held-out rows into training.
+                raise ValueError(
+                    f"{self.resolved.describe(split)}: cannot hold out validation_fraction="
+                    f"{self.validation_fraction} of a stream of {encoded.num_shards} shards; give the "
+                    f"dataset a validation split or use map-style loading (streaming: false)"
+                )
             held_out = self._held_out(self.prepared["train_rows"])
             want_held_out = keep == "held_out"
             if self.streaming:
@@ -257,12 +276,14 @@ class RecurrentDataModule(pl.LightningDataModule):
             )
         rank, world = self._rank_world()
         stream = data
-        if train:
-            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
         num_batches = None
         if world > 1:
+            # Split first, then shuffle within the rank: each rank's share (whole shards, or every
+            # world-th example) is then the same every epoch, so the batch count computed once holds.
             num_batches = self._batches_per_rank(stream, split, world)
             stream = split_dataset_by_node(stream, rank=rank, world_size=world)
+        if train:
+            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
         batches = StreamingBatches(
             stream,
             self.collate,

@@ -23,7 +23,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.datamodule import RecurrentDataModule
 from seqtasks.data.errors import DataError
-from seqtasks.music.events import STEPS_PER_QUARTER, ConversionError, EventCodec, build_vocabulary, score_to_notes
+from seqtasks.music.events import (
+    STEPS_PER_QUARTER,
+    ConversionError,
+    EventCodec,
+    build_vocabulary,
+    score_to_notes,
+)
 from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, NUM_KEYS
 
 
@@ -32,7 +38,8 @@ class PianoRollDataModule(RecurrentDataModule):
 
     Args:
         dataset: ``jsb_chorales``, ``nottingham``, ``musedata``, ``piano_midi`` (under
-            ``SEQTASKS_DATA_DIR``) or any directory of ``{train,validation,test}.parquet`` with a frames column.
+            ``SEQTASKS_DATA_DIR``) or any directory of ``{train,validation,test}.parquet`` with a frames
+            column.
         frames_column: the column holding each piece's frames (lists of MIDI pitches 21–108).
         steps_per_quarter: frames per quarter note, used only to time the MIDI files of samples
             (JSB Chorales is at quarter-note resolution: 1).
@@ -74,13 +81,16 @@ class PianoRollDataModule(RecurrentDataModule):
     def _frames_of(self, row: dict[str, Any], index: int, source: str) -> list[list[int]]:
         frames = row.get(self.frames_column)
         if not isinstance(frames, list):
-            raise DataError(source, f"expected a list of frames, got {type(frames).__name__}", index, self.frames_column)
+            raise DataError(
+                source, f"expected a list of frames, got {type(frames).__name__}", index, self.frames_column
+            )
         for t, frame in enumerate(frames):
             for pitch in frame or ():
                 if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
                     raise DataError(
                         source,
-                        f"frame {t} holds pitch {pitch}, outside the 88 piano keys ({LOWEST_PITCH}–{HIGHEST_PITCH})",
+                        f"frame {t} holds pitch {pitch}, outside the 88 piano keys "
+                        f"({LOWEST_PITCH}–{HIGHEST_PITCH})",
                         index,
                         self.frames_column,
                     )
@@ -96,8 +106,13 @@ class PianoRollDataModule(RecurrentDataModule):
             pitches = [p for frame in piece for p in frame]
             if pitches:
                 low, high = min(low, *pitches), max(high, *pitches)
-        return {"num_keys": NUM_KEYS, "lowest_pitch": LOWEST_PITCH, "train_pieces": pieces,
-                "train_frames": frames, "pitch_range": [low, high]}
+        return {
+            "num_keys": NUM_KEYS,
+            "lowest_pitch": LOWEST_PITCH,
+            "train_pieces": pieces,
+            "train_frames": frames,
+            "pitch_range": [low, high],
+        }
 
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
         frames = self._frames_of(row, index, source)
@@ -158,7 +173,9 @@ def convert_bach_chorales(
             skipped.append({"piece": label, "reason": str(error)})
             continue
         except Exception as error:  # music21 parse failures: reported with their type, never dropped silently
-            skipped.append({"piece": label, "reason": f"music21 could not parse it: {type(error).__name__}: {error}"})
+            skipped.append(
+                {"piece": label, "reason": f"music21 could not parse it: {type(error).__name__}: {error}"}
+            )
             continue
         pieces.append({"name": name, "number": number, "tokens": tokens, **stats})
         if log_every and (position + 1) % log_every == 0:
@@ -270,7 +287,9 @@ class BachChoralesDataModule(RecurrentDataModule):
         vocabulary = build_vocabulary()
         pieces, skipped = convert_bach_chorales(EventCodec(vocabulary), self.max_pieces)
         if len(pieces) < 3:
-            raise DataError("music21 corpus (bach chorales)", f"only {len(pieces)} piece(s) could be converted")
+            raise DataError(
+                "music21 corpus (bach chorales)", f"only {len(pieces)} piece(s) could be converted"
+            )
         order = sorted(range(len(pieces)), key=lambda i: pieces[i]["name"])
         random.Random(self.seed).shuffle(order)
         n_val = max(1, round(len(order) * self.validation_fraction)) if self.validation_fraction else 0
@@ -319,7 +338,16 @@ class BachChoralesDataModule(RecurrentDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        self.prepared  # noqa: B018
+        prepared = self.prepared
+        if not getattr(self, "_reported", False):
+            self._reported = True
+            sizes = ", ".join(
+                f"{split} {len(prepared['splits'][split])}" for split in ("train", "validation", "test")
+            )
+            rank_zero_info(
+                f"bach chorales: {len(prepared['pieces'])} pieces ({sizes}); {len(prepared['skipped'])} "
+                f"could not be converted, each with its reason under 'skipped' in {self.prepared_path()}"
+            )
         wanted = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
         for split in wanted.get(stage or "", ("train", "validation", "test")):
             if split not in self._splits and self.prepared["splits"][split]:
@@ -337,4 +365,6 @@ def _windows(tokens: list[int], size: int) -> list[list[int]]:
     """Windows of ``size`` tokens overlapping by one, so every next-token pair is trained exactly once."""
     if len(tokens) <= size:
         return [tokens]
-    return [tokens[i : i + size] for i in range(0, len(tokens) - 1, size - 1) if len(tokens[i : i + size]) > 1]
+    return [
+        tokens[i : i + size] for i in range(0, len(tokens) - 1, size - 1) if len(tokens[i : i + size]) > 1
+    ]

@@ -1,4 +1,4 @@
-"""Music as data: notes, piano rolls, event tokens, MIDI files and piano-roll pictures (plain code, no Lightning).
+"""Music as data: notes, piano rolls, event tokens, MIDI files, piano-roll pictures (no Lightning).
 
 A piece is a list of :data:`~seqtasks.music.pianoroll.Note` ``(pitch, start, end)`` on an integer time
 grid (``steps_per_quarter`` steps per quarter note): 4 for the event model (16th notes), 1 for the JSB

@@ -84,7 +84,9 @@ class EventCodec:
 
     def shift_ids(self, steps: int) -> list[int]:
         full, rest = divmod(steps, self.max_shift)
-        return [self.index[f"SHIFT_{self.max_shift}"]] * full + ([self.index[f"SHIFT_{rest}"]] if rest else [])
+        return [self.index[f"SHIFT_{self.max_shift}"]] * full + (
+            [self.index[f"SHIFT_{rest}"]] if rest else []
+        )
 
     def decode(self, ids: Sequence[int]) -> list[Note]:
         """Token ids → notes; total on any sequence a model can sample.
@@ -118,7 +120,7 @@ class EventCodec:
         return sorted(notes, key=lambda n: (n[1], n[0], n[2]))
 
     def transpose(self, ids: Sequence[int], semitones: int) -> list[int] | None:
-        """The same sequence ``semitones`` higher (lower when negative); None when a pitch leaves the range."""
+        """The sequence ``semitones`` higher (lower when negative); None when a pitch leaves the range."""
         out = []
         for token in ids:
             kind, value = self._meaning[int(token)]
@@ -137,7 +139,9 @@ def _on_grid(value: Any, steps_per_quarter: int) -> int | None:
     return int(steps) if steps.denominator == 1 else None
 
 
-def score_to_notes(score: Any, steps_per_quarter: int = STEPS_PER_QUARTER) -> tuple[list[Note], dict[str, int]]:
+def score_to_notes(
+    score: Any, steps_per_quarter: int = STEPS_PER_QUARTER
+) -> tuple[list[Note], dict[str, int]]:
     """Notes of every part of a music21 score on a grid of ``steps_per_quarter``, and conversion counts.
 
     Tied notes are joined; grace notes (no duration) are left out and counted; notes that two parts
@@ -158,8 +162,8 @@ def score_to_notes(score: Any, steps_per_quarter: int = STEPS_PER_QUARTER) -> tu
             if start is None or length is None:
                 raise ConversionError(
                     f"part {part_number}, measure {element.measureNumber}: {element.fullName} at quarter "
-                    f"offset {element.offset} lasting {element.quarterLength} is off the 1/{4 * steps_per_quarter}"
-                    "-note grid"
+                    f"offset {element.offset} lasting {element.quarterLength} is off the "
+                    f"1/{4 * steps_per_quarter}-note grid"
                 )
             for pitch in element.pitches:
                 midi = int(pitch.midi)
@@ -172,4 +176,8 @@ def score_to_notes(score: Any, steps_per_quarter: int = STEPS_PER_QUARTER) -> tu
     if not notes:
         raise ConversionError("the score has no notes")
     merged = normalise_notes(notes)
-    return merged, {"notes": len(merged), "doubled_or_overlapping": len(notes) - len(merged), "grace_notes": grace}
+    return merged, {
+        "notes": len(merged),
+        "doubled_or_overlapping": len(notes) - len(merged),
+        "grace_notes": grace,
+    }

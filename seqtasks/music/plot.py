@@ -15,7 +15,11 @@ def pitch_name(pitch: int) -> str:
 
 
 def piano_roll_figure(
-    notes: Sequence[Note], steps_per_quarter: int, title: str = "", primer_steps: int = 0, beats_per_bar: int = 4
+    notes: Sequence[Note],
+    steps_per_quarter: int,
+    title: str = "",
+    primer_steps: int = 0,
+    beats_per_bar: int = 4,
 ):
     """A figure with one bar per note (time in bars, pitch by name); a primer is shaded grey."""
     import matplotlib
@@ -37,7 +41,9 @@ def piano_roll_figure(
             linewidth=0.3,
         )
     if primer_steps:
-        ax.axvline(primer_steps * to_bars, color="tab:red", linewidth=1, linestyle="--", label="end of primer")
+        ax.axvline(
+            primer_steps * to_bars, color="tab:red", linewidth=1, linestyle="--", label="end of primer"
+        )
         ax.legend(loc="upper right", fontsize=8)
     pitches = [p for p, _, _ in notes] or [60]
     low, high = min(pitches) - 2, max(pitches) + 2

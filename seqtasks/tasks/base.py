@@ -3,8 +3,8 @@
 * **Artefacts** (vocabularies, tokenizers as plain data) travel in ``checkpoint["seqtasks"]`` so a
   checkpoint alone is enough for inference, loadable with ``torch.load(weights_only=True)``.
 * **Resume** (``fit --ckpt_path``) restores weights, optimizer, epoch and step through Lightning. The
-  random state is re-seeded from ``(seed, epoch, rank)`` at each epoch start, and batch order depends only on
-  ``(seed, epoch)``, so a resumed run repeats the losses of an uninterrupted one.
+  random state is re-seeded from ``(seed, epoch, rank)`` at each epoch's first batch, and batch order
+  depends only on ``(seed, epoch)``, so a resumed run repeats the losses of an uninterrupted one.
 * **Fine-tune** (``init_from``) copies weights only, before training, with a fresh optimizer; tensors whose
   shape changed (a new label set, a new vocabulary) are mapped by :meth:`SeqTask.adapt_state` or left
   freshly initialised.
@@ -87,11 +87,18 @@ class SeqTask(pl.LightningModule):
 
     # ---- training plumbing ------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Seed at the epoch's first batch, not in on_train_epoch_start: creating the DataLoader iterator
+        # draws from the global RNG, and Lightning creates it before on_train_epoch_start in the first
+        # epoch of a fit (a resumed one too) but after it in later epochs, so a seed set there would be
+        # one draw further along in an uninterrupted run than in a resumed one.
+        if batch_idx == 0:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -163,7 +163,12 @@ class SequenceClassifier(SeqTask):
         tokens = torch.full((len(ids), int(lengths.max())), self.pad_index, dtype=torch.long)
         for row, seq in enumerate(ids):
             tokens[row, : len(seq)] = torch.tensor(seq)
-        probs = torch.softmax(self(tokens.to(self.device), lengths.to(self.device)), dim=-1).cpu()
+        was_training = self.training
+        self.eval()  # inference: no dropout, also on a model fresh from fit (left in training mode)
+        try:
+            probs = torch.softmax(self(tokens.to(self.device), lengths.to(self.device)), dim=-1).cpu()
+        finally:
+            self.train(was_training)
         out = []
         for row in probs:
             best = int(row.argmax())

@@ -28,7 +28,14 @@ from torch import Tensor, nn
 from seqtasks.encoders.base import RecurrentEncoder, State, require_unidirectional
 from seqtasks.music.events import STEPS_PER_QUARTER, EventCodec
 from seqtasks.music.metrics import FrameAccuracy, NLLPerStep
-from seqtasks.music.pianoroll import NUM_KEYS, Note, frames_to_notes, frames_to_roll, notes_to_frames, roll_to_frames
+from seqtasks.music.pianoroll import (
+    NUM_KEYS,
+    Note,
+    frames_to_notes,
+    frames_to_roll,
+    notes_to_frames,
+    roll_to_frames,
+)
 from seqtasks.nn.sampling import check_sampling, sample_bernoulli, sample_categorical
 from seqtasks.tasks.base import SeqTask
 
@@ -96,7 +103,9 @@ class PianoRollModel(MusicModel):
         self.encoder = encoder(width)
         require_unidirectional(self.encoder, type(self).__name__)
         if self.encoder.input_size != width:
-            raise ValueError(f"encoder input_size {self.encoder.input_size} does not match input width {width}")
+            raise ValueError(
+                f"encoder input_size {self.encoder.input_size} does not match input width {width}"
+            )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size, NUM_KEYS)
         self.lr_patience = lr_patience
@@ -144,7 +153,9 @@ class PianoRollModel(MusicModel):
         optimizer = super().configure_optimizers()
         if self.lr_patience is None:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=self.lr_patience)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=self.lr_patience
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/nll"}}
 
     def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
@@ -244,7 +255,10 @@ class EventLanguageModel(MusicModel):
         logits = self(batch["inputs"], batch["lengths"])
         targets = batch["targets"]
         nll_sum = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.pad_index, reduction="sum"
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=self.pad_index,
+            reduction="sum",
         )
         return nll_sum, (targets != self.pad_index).sum()
 

@@ -119,6 +119,21 @@ def test_held_out_validation_is_disjoint_and_the_same_in_both_modes(tiny_reviews
     assert sorted(seen[False][1]) == sorted(seen[True][1])
 
 
+def test_held_out_fraction_of_a_multi_shard_stream_is_refused(tmp_path: Path) -> None:
+    """A multi-shard stream's row indices follow its shuffled shard order, so a held-out fraction could not
+    name the same rows each epoch: it must be refused with a message, not leak validation into training."""
+    root = tmp_path / "sharded"
+    root.mkdir()
+    for shard in range(2):
+        texts = [f"good film {shard} {i}" if i % 2 else f"bad film {shard} {i}" for i in range(8)]
+        pq.write_table(
+            pa.table({"text": texts, "label": [i % 2 for i in range(8)]}), root / f"train-{shard}.parquet"
+        )
+    dm = _module(root, streaming=True, validation_fraction=0.25)
+    with pytest.raises(ValueError, match="2 shards.*validation split"):
+        dm.setup("fit")
+
+
 @MODES
 def test_validation_split_is_used_when_present(tiny_reviews: Path, streaming: bool) -> None:
     """A dataset with a validation split keeps all training rows and validates on that split."""

@@ -22,8 +22,7 @@ def tiny_pieces(rng: random.Random, count: int) -> list[list[list[int]]]:
     return pieces
 
 
-@pytest.fixture
-def tiny_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def make_tiny_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data dir holding a tiny ``jsb_chorales`` in the real layout (id, frames, num_frames)."""
     rng = random.Random(0)
     root = tmp_path / "data"

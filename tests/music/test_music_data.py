@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import requires_real_data, write_split
+from music_fixtures import make_tiny_rolls
 
 from seqtasks.data.errors import DataError
 from seqtasks.data.music import BachChoralesDataModule, PianoRollDataModule, convert_bach_chorales
 from seqtasks.music.events import EventCodec, build_vocabulary
-from conftest import requires_real_data, write_split
+
+
+@pytest.fixture
+def tiny_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_tiny_rolls(tmp_path, monkeypatch)
 
 
 def test_piano_roll_batches(tiny_rolls: Path) -> None:

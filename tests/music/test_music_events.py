@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from seqtasks.music.events import EventCodec, ConversionError, build_vocabulary, score_to_notes
+from seqtasks.music.events import ConversionError, EventCodec, build_vocabulary, score_to_notes
 from seqtasks.music.pianoroll import normalise_notes
 
 

@@ -1,4 +1,4 @@
-"""Recipes parse and build; fit → checkpoint → ``seqtasks generate`` in a fresh process with no data directory."""
+"""Recipes build; fit → checkpoint → ``seqtasks generate`` in a fresh process with no data directory."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
-
-from music_fixtures import tiny_rolls  # noqa: F401  (a fixture)
+from music_fixtures import make_tiny_rolls
 
 from seqtasks.cli import main, run_lightning
 from seqtasks.music.midi import notes_to_midi
@@ -26,11 +25,22 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI warns when pytest's own arguments sit in sys.argv beside ``args``."""
+    monkeypatch.setattr(sys, "argv", ["seqtasks"])
+
+
 def midi_notes(path: Path, steps_per_quarter: int, bpm: float = 90.0) -> list[tuple[int, int, int]]:
     midi = pretty_midi.PrettyMIDI(io.BytesIO(path.read_bytes()))
     step = 60.0 / bpm / steps_per_quarter
     notes = [(n.pitch, round(n.start / step), round(n.end / step)) for i in midi.instruments for n in i.notes]
     return sorted(notes, key=lambda n: (n[1], n[0], n[2]))
+
+
+@pytest.fixture
+def tiny_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_tiny_rolls(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("recipe", ["music-jsb", "music-jsb-gru", "music-jsb-rnn"])
@@ -55,26 +65,26 @@ def test_bach_fit_then_generate_in_a_fresh_process(tmp_path: Path, monkeypatch) 
     assert (tmp_path / "run" / "samples" / "sample.png").exists()
     ckpt = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
 
+    # generate in a fresh process: no data directory, an empty cache, only the checkpoint
     env = {k: v for k, v in os.environ.items() if k != "SEQTASKS_DATA_DIR"}
-    env["SEQTASKS_CACHE_DIR"] = str(tmp_path / "fresh-cache")  # nothing prepared there
-
-    def generate(out: str, seed: int) -> Path:
-        command = [sys.executable, "-m", "seqtasks.cli", "generate", "--ckpt", str(ckpt), "--out", out,
-                   "--temperature", "0.9", "--top-k", "20", "--seed", str(seed), "--steps", "300"]  # fmt: skip
-        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return tmp_path / out
-
-    first, again, other = generate("a.mid", 1), generate("b.mid", 1), generate("c.mid", 2)
-    assert first.read_bytes() == again.read_bytes()
-    assert first.read_bytes() != other.read_bytes()
+    env["SEQTASKS_CACHE_DIR"] = str(tmp_path / "fresh-cache")
+    args = ["--ckpt", str(ckpt), "--temperature", "0.9", "--top-k", "20", "--steps", "300"]
+    command = [sys.executable, "-m", "seqtasks.cli", "generate", *args, "--out", "a.mid", "--seed", "1"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    first = tmp_path / "a.mid"
     assert first.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    # the file holds exactly the notes the model samples with that seed
+    # the same seed gives the same bytes (here across processes), another seed another piece
+    main(["generate", *args, "--out", str(tmp_path / "b.mid"), "--seed", "1"])
+    main(["generate", *args, "--out", str(tmp_path / "c.mid"), "--seed", "2"])
+    assert first.read_bytes() == (tmp_path / "b.mid").read_bytes()
+    assert first.read_bytes() != (tmp_path / "c.mid").read_bytes()
+    # an independent parser reads back exactly the notes the model samples with that seed
     model = load_task(str(ckpt))
     assert isinstance(model, EventLanguageModel)
     notes = model.generate(300, 0.9, 20, None, 1)
-    assert notes and midi_notes(first, model.steps_per_quarter) == notes
-    assert first.read_bytes() == notes_to_midi(notes, 4, title=None) or midi_notes(first, 4) == notes
+    assert len(notes) > 5
+    assert midi_notes(first, model.steps_per_quarter) == notes
 
 
 def test_piano_roll_fit_then_generate_with_primer(tiny_rolls: Path, tmp_path: Path, monkeypatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import mido
 import pretty_midi
@@ -15,7 +16,9 @@ NOTES = [(60, 0, 4), (64, 0, 2), (64, 2, 3), (67, 2, 22), (21, 5, 6), (108, 6, 7
 def read_with_pretty_midi(data: bytes, steps_per_quarter: int, bpm: float) -> list[tuple[int, int, int]]:
     midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
     step = 60.0 / bpm / steps_per_quarter
-    notes = [(n.pitch, round(n.start / step), round(n.end / step)) for inst in midi.instruments for n in inst.notes]
+    notes = [
+        (n.pitch, round(n.start / step), round(n.end / step)) for inst in midi.instruments for n in inst.notes
+    ]
     for inst in midi.instruments:
         for n in inst.notes:  # on the grid (the tempo is stored in whole microseconds per quarter)
             assert abs(n.start / step - round(n.start / step)) < 1e-4
@@ -25,7 +28,9 @@ def read_with_pretty_midi(data: bytes, steps_per_quarter: int, bpm: float) -> li
 def test_pretty_midi_reads_back_exactly_the_notes() -> None:
     for steps_per_quarter, bpm in ((4, 90.0), (1, 120.0)):
         data = notes_to_midi(NOTES, steps_per_quarter, tempo_bpm=bpm)
-        assert read_with_pretty_midi(data, steps_per_quarter, bpm) == sorted(NOTES, key=lambda n: (n[1], n[0], n[2]))
+        assert read_with_pretty_midi(data, steps_per_quarter, bpm) == sorted(
+            NOTES, key=lambda n: (n[1], n[0], n[2])
+        )
 
 
 def test_mido_reads_a_valid_file_and_bytes_are_deterministic() -> None:
@@ -60,5 +65,5 @@ def test_primer_reading_quantises_and_reports_changes() -> None:
 
 def test_save_piece_writes_midi_and_png(tmp_path) -> None:
     midi, png = save_piece(tmp_path / "out" / "piece.mid", NOTES, 4, title="test", primer_steps=2)
-    assert open(midi, "rb").read()[:4] == b"MThd"
-    assert open(png, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(midi).read_bytes()[:4] == b"MThd"
+    assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

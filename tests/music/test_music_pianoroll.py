@@ -35,7 +35,7 @@ def test_pitch_off_the_keyboard_is_refused() -> None:
 def test_frames_notes_round_trip_reads_sustained_pitches_as_held_notes() -> None:
     notes = frames_to_notes(FRAMES)
     assert (72, 0, 2) in notes and (60, 0, 1) in notes and (43, 4, 5) in notes
-    assert notes_to_frames(notes) == FRAMES[:-1] + [[43]]
+    assert notes_to_frames(notes) == [*FRAMES[:-1], [43]]
 
 
 def test_normalise_merges_overlaps_keeps_repeated_notes() -> None:

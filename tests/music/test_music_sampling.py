@@ -38,7 +38,9 @@ def test_same_seed_same_draws_different_seed_different() -> None:
     logits = torch.randn(64, 30, generator=torch.Generator().manual_seed(3))
 
     def draw(seed: int) -> list[int]:
-        return sample_categorical(logits, 1.0, top_p=0.95, generator=torch.Generator().manual_seed(seed)).tolist()
+        return sample_categorical(
+            logits, 1.0, top_p=0.95, generator=torch.Generator().manual_seed(seed)
+        ).tolist()
 
     assert draw(1) == draw(1)
     assert draw(1) != draw(2)

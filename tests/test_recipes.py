@@ -1,0 +1,144 @@
+"""Every recipe in ``recipes/`` parses and instantiates through the CLI (litgpt's test_config_hub pattern).
+
+Each recipe is built with ``run_lightning(["--config", recipe, ...], run=False)`` and only its dataset
+swapped for a tiny fixture: a typo in a class path or an argument, a setting the data contradicts, a size
+that does not link, fails here rather than minutes into a real run. With ``SEQTASKS_DATA_DIR`` set, the
+``realdata`` variant builds each recipe on the data it names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import requires_real_data, write_split
+
+from seqtasks.cli import DATA_LINKS, run_lightning
+from seqtasks.data.sources import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+TEXT_DATA = "seqtasks.data.TextClassificationDataModule"
+PIANO_ROLL_DATA = "seqtasks.data.music.PianoRollDataModule"
+BACH_DATA = "seqtasks.data.music.BachChoralesDataModule"
+
+
+def isolate_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the CLI from tmp, without pytest's own argv, and leave PL_GLOBAL_SEED as it was."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["seqtasks"])
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+
+
+def recipe_config(recipe: Path) -> dict[str, Any]:
+    return yaml.safe_load(recipe.read_text())
+
+
+def tiny_piano_rolls(root: Path) -> Path:
+    """Piano-roll pieces in the layout of SEQTASKS_DATA_DIR/jsb_chorales (id, frames, num_frames)."""
+    rng = random.Random(0)
+    for split, count in (("train", 8), ("validation", 3), ("test", 3)):
+        pieces = []
+        for _ in range(count):
+            voices = [48, 55, 64, 72]
+            frames = []
+            for _ in range(rng.randint(4, 10)):
+                voices = [v + rng.choice([-2, -1, 0, 1, 2]) for v in voices]
+                frames.append(sorted(set(voices)))
+            pieces.append(frames)
+        columns = {"id": list(range(count)), "frames": pieces, "num_frames": [len(p) for p in pieces]}
+        write_split(root, split, columns)
+    return root
+
+
+def tiny_data_args(
+    config: dict[str, Any], recipe: str, fixtures: dict[str, Path], tmp_path: Path
+) -> list[str]:
+    """Arguments that point the recipe's data at a tiny fixture with the columns the recipe reads."""
+    data_class = config["data"]["class_path"]
+    init = config["data"].get("init_args", {})
+    if data_class == TEXT_DATA:
+        column = init.get("label_column", "label")
+        dataset = {"label": fixtures["tiny_reviews"], "stars": fixtures["tiny_stars"]}.get(column)
+        if dataset is None or init.get("text_column", "text") != "text":
+            pytest.fail(f"{recipe}: no tiny fixture with columns text/{column}; add one to this test")
+        return ["--data.init_args.dataset", str(dataset), "--data.init_args.min_freq", "1"]
+    if data_class == PIANO_ROLL_DATA:
+        return ["--data.init_args.dataset", str(tiny_piano_rolls(tmp_path / "rolls"))]
+    if data_class == BACH_DATA:  # music21's bundled corpus: a few pieces
+        return ["--data.init_args.max_pieces", "4", "--data.init_args.validation_fraction", "0.25",
+                "--data.init_args.test_fraction", "0.25"]  # fmt: skip
+    pytest.fail(f"{recipe}: no tiny data for {data_class}; teach tests/test_recipes.py about it")
+
+
+def check_built(cli: Any, config: dict[str, Any], recipe: Path) -> None:
+    """The objects are the recipe's classes, with the recipe's settings, and the data-linked sizes agree."""
+    for key, built in (("model", cli.model), ("data", cli.datamodule)):
+        module, _, name = config[key]["class_path"].rpartition(".")
+        assert isinstance(built, getattr(importlib.import_module(module), name)), f"{recipe.name}: {key}"
+    for name, value in config["model"].get("init_args", {}).items():
+        if not isinstance(value, dict):  # encoder/pooler are built objects: checked by the model's own tests
+            assert cli.model.hparams[name] == value, f"{recipe.name}: model.{name}"
+    for name in DATA_LINKS:
+        if name in cli.model.hparams and hasattr(cli.datamodule, name):
+            assert cli.model.hparams[name] == getattr(cli.datamodule, name), f"{recipe.name}: linked {name}"
+    assert cli.trainer.max_epochs == config["trainer"]["max_epochs"]
+
+
+def test_every_recipe_is_covered() -> None:
+    """The parametrised tests below see every YAML file in recipes/ (and there are some)."""
+    assert len(RECIPES) >= 3
+    assert {p.name for p in RECIPES} == {p.name for p in (ROOT / "recipes").iterdir() if p.suffix == ".yaml"}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_says_how_to_run_itself(recipe: Path) -> None:
+    """Its leading comment names the command that runs this very recipe (not a copied neighbour's)."""
+    header = []
+    for line in recipe.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = "\n".join(header)
+    assert "Run:" in text, f"{recipe.name}: the first comment should say how to run it"
+    assert f"recipes/{recipe.name}" in text or f"RECIPE={recipe.stem}" in text, recipe.name
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_instantiates_on_tiny_data(
+    recipe: Path, tiny_reviews: Path, tiny_stars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI parses the recipe and builds trainer, model and data, the dataset swapped for a tiny one.
+
+    The recipe's logger stays (W&B is disabled by conftest; relative save dirs land in tmp).
+    """
+    isolate_cli(tmp_path, monkeypatch)
+    config = recipe_config(recipe)
+    fixtures = {"tiny_reviews": tiny_reviews, "tiny_stars": tiny_stars}
+    args = ["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path / "run")]
+    cli = run_lightning([*args, *tiny_data_args(config, recipe.name, fixtures, tmp_path)], run=False)
+    check_built(cli, config, recipe)
+
+
+@pytest.mark.realdata
+@requires_real_data
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_instantiates_on_its_real_data(
+    recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SEQTASKS_DATA_DIR set, each recipe builds on the data it names: columns, labels, sizes agree."""
+    config = recipe_config(recipe)
+    dataset = config["data"].get("init_args", {}).get("dataset")
+    if dataset is None or resolve(dataset).kind != "local":
+        pytest.skip(f"{recipe.name} does not read its data from SEQTASKS_DATA_DIR")
+    isolate_cli(tmp_path, monkeypatch)
+    args = ["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path / "run")]
+    cli = run_lightning(args, run=False)
+    check_built(cli, config, recipe)
+    if "labels" in config["data"].get("init_args", {}):
+        assert cli.datamodule.labels == config["data"]["init_args"]["labels"]
