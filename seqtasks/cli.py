@@ -5,6 +5,8 @@ seqtasks test --config recipes/sentiment-imdb.yaml --ckpt_path runs/.../best.ckp
 seqtasks prepare --config recipes/sentiment-imdb.yaml    # build the vocabulary file only
 seqtasks classify --ckpt best.ckpt "a wonderful film" "dull"
 seqtasks generate --ckpt best.ckpt --out piece.mid --seed 1   # music: a MIDI file and its piano-roll PNG
+seqtasks tag --ckpt best.ckpt "Dhaval loves baby yoda"        # NER: token/tag lines and entity spans
+seqtasks predict-conll --ckpt best.ckpt --input eng.testb --output pred.txt   # token gold pred, for conlleval
 seqtasks gradients --encoders rnn,gru,lstm --distances 5,10,20,50,100   # the vanishing-gradient lab
 """
 
@@ -18,18 +20,26 @@ from typing import Any
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 # Sizes only the data knows, linked from the datamodule into the model at instantiation.
-DATA_LINKS = ("vocab_size", "labels", "pad_index")
+DATA_LINKS = ("vocab_size", "labels", "pad_index", "char_vocab_size")
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
-    """Write the resolved config.yaml to the run directory and send it to the loggers (W&B's config)."""
+    """Write the resolved config.yaml to the run directory and send it to the loggers (W&B's config).
+
+    With W&B, a copy also goes into the run's own files folder, so each run keeps the config it ran with.
+    """
 
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        for logger in trainer.loggers:
-            config = self.parser.dump(self.config, skip_none=False, format="yaml")
-            import yaml
+        import yaml
 
-            logger.log_hyperparams({"config": yaml.safe_load(config)})
+        dumped = self.parser.dump(self.config, skip_none=False, format="yaml")
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": yaml.safe_load(dumped)})
+            if type(logger).__name__ == "WandbLogger":
+                run_dir = getattr(logger.experiment, "dir", None)
+                if run_dir and os.path.isdir(run_dir):
+                    with open(os.path.join(run_dir, "config.yaml"), "w") as handle:
+                        handle.write(dumped)
 
 
 class SeqtasksCLI(LightningCLI):
@@ -99,6 +109,8 @@ def prepare_command(argv: list[str]) -> None:
     for key, value in datamodule.prepared.items():
         size = f"{len(value)} entries" if isinstance(value, list | dict) else value
         print(f"  {key}: {size}")
+    for entry in datamodule.prepared.get("skipped", []):  # pieces a converter could not use, with why
+        print(f"  skipped {entry['piece']}: {entry['reason']}")
 
 
 def generate_command(argv: list[str]) -> None:
@@ -148,21 +160,77 @@ def gradients_command(argv: list[str]) -> None:
     lab_main(argv)
 
 
+def tag_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="seqtasks tag", description="Tag the tokens of texts (NER).")
+    parser.add_argument("--ckpt", required=True, help="a TokenTagger checkpoint")
+    parser.add_argument("texts", nargs="+", help="texts to tag (tokenised like CoNLL: words, punctuation)")
+    options = parser.parse_args(argv)
+    from seqtasks.tasks.base import load_task
+
+    model = load_task(options.ckpt)
+    if not hasattr(model, "tag"):
+        raise SystemExit(f"{options.ckpt} holds a {type(model).__name__}, which does not tag tokens")
+    for number, result in enumerate(model.tag(options.texts)):
+        if number:
+            print()
+        for token, tag in zip(result["tokens"], result["tags"], strict=True):
+            print(f"{token}\t{tag}")
+        spans = "; ".join(f"{kind}: {text} [{a}-{b}]" for kind, a, b, text in result["entities"])
+        print(f"# entities: {spans or '(none)'}")
+
+
+def predict_conll_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="seqtasks predict-conll",
+        description="Tag a CoNLL column file; write 'token gold predicted' lines that conlleval reads.",
+    )
+    parser.add_argument("--ckpt", required=True, help="a TokenTagger checkpoint")
+    parser.add_argument("--input", required=True, help="a CoNLL column file (token first)")
+    parser.add_argument("--output", required=True, help="the file to write")
+    parser.add_argument("--label-column", type=int, default=-1, help="the gold label column (default: last)")
+    parser.add_argument("--scheme", default="iob1", choices=["iob1", "iob2", "bioes"], help="its tag scheme")
+    options = parser.parse_args(argv)
+    from seqtasks.data.conll import read_conll, write_conll
+    from seqtasks.metrics import SpanF1
+    from seqtasks.tasks.base import load_task
+
+    model = load_task(options.ckpt)
+    if not hasattr(model, "tag_tokens"):
+        raise SystemExit(f"{options.ckpt} holds a {type(model).__name__}, which does not tag tokens")
+    sentences = list(read_conll(options.input, options.label_column, options.scheme))
+    predicted = model.tag_tokens([s.tokens for s in sentences])
+    rows = [list(zip(s.tokens, s.tags, p, strict=True)) for s, p in zip(sentences, predicted, strict=True)]
+    write_conll(options.output, rows)
+    types = sorted(
+        {t[2:] for s in sentences for t in s.tags if t != "O"} | {t[2:] for t in model.labels if t != "O"}
+    )
+    metric = SpanF1(["O"] + [f"B-{t}" for t in types])
+    metric.update(predicted, [s.tags for s in sentences])
+    values = metric.compute()
+    print(
+        f"{options.output}: {len(sentences)} sentences; entity precision {float(values['precision']):.2f} "
+        f"recall {float(values['recall']):.2f} F1 {float(values['f1']):.2f}"
+    )
+
+
 COMMANDS = {
     "classify": classify_command,
     "prepare": prepare_command,
     "generate": generate_command,
     "gradients": gradients_command,
+    "tag": tag_command,
+    "predict-conll": predict_conll_command,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     _default_wandb_mode()
     if argv and argv[0] in COMMANDS:
         COMMANDS[argv[0]](argv[1:])
         return
-    run_lightning(argv)
+    run_lightning(None if from_command_line else argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":
