@@ -6,9 +6,10 @@ of a batch,
 * ``‖∂L/∂h⟨T−1−d⟩‖`` — the gradient on the recurrent hidden state ``d`` steps back (all layers), and
 * ``‖∂L/∂x⟨T−1−d⟩‖`` — the gradient on the input vector there (what training can learn from it),
 
-for ``d = 0 … T−1``. In a tanh RNN the first is a product of ``d`` Jacobians ``diag(1−h²)·W_hh``, each
-usually smaller than one in norm, so it decays geometrically; the fitted slope of ``log ‖∂L/∂h‖`` against
-``d`` (:meth:`GradientProfile.decay_slope`) is that decay per step, and ``exp(slope)`` the factor.
+for ``d = 0 … T−1`` (for an LSTM, ``h`` without the cell state ``c``). In a tanh RNN the first is a
+product of ``d`` Jacobians ``diag(1−h²)·W_hh``, each usually smaller than one in norm, so it decays
+geometrically; the fitted slope of ``log ‖∂L/∂h‖`` against ``d`` (:meth:`GradientProfile.decay_slope`) is
+that decay per step, and ``exp(slope)`` the factor.
 
 How: a unidirectional encoder is run one token at a time with its :meth:`step`, and every state it returns
 keeps its gradient (``retain_grad``); the inputs are a leaf tensor. Each row's loss is summed, not

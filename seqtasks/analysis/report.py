@@ -1,8 +1,9 @@
 """What ``seqtasks gradients`` writes: CSV files, the Markdown table, summary.json, figures, W&B.
 
-Figures are small PNGs (100 dpi) meant to be read in a README. Every gradient axis is logarithmic, where a
-geometric decay is a straight line whose slope is the decay per step. Colour is the cell; a dashed line is
-a gated cell at torch's initialisation when the same cell also ran with a memory-gate bias.
+Figures are small PNGs (85 dpi, under 200 KB) meant to be read in a README. Every gradient axis is
+logarithmic, where a geometric decay is a straight line whose slope is the decay per step. Colour is the
+cell; a dashed line is a gated cell at torch's initialisation when the same cell also ran with a
+memory-gate bias.
 """
 
 from __future__ import annotations
@@ -23,7 +24,24 @@ if TYPE_CHECKING:
     from seqtasks.analysis.long_range import LongRangeDataset
 
 COLOURS = {"rnn": "tab:red", "gru": "tab:blue", "lstm": "tab:green"}
+MARKERS = {"rnn": "o", "gru": "s", "lstm": "^"}
+DPI = 85
 NAMES = {"rnn": "tanh RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def at_chance(accuracy: float, chance: float, rows: int, sigmas: float = 3.0) -> bool:
+    """Whether an accuracy on ``rows`` test rows is within ``sigmas`` standard errors of chance."""
+    return accuracy <= chance + sigmas * math.sqrt(chance * (1 - chance) / rows)
+
+
+def profile_distance(results: list[RunResult], settings: LabSettings, chance: float) -> int:
+    """Where the gradient profiles are shown: the longest distance that some model learned (above chance).
+
+    Beyond it every model failed, and "after training" would only show models that learned nothing.
+    """
+    runs = _main_runs(results, settings)
+    learned = [r.distance for r in runs if not at_chance(r.test_acc, chance, settings.test_size)]
+    return max(learned) if learned else max(r.distance for r in runs)
 
 
 # ---- tables --------------------------------------------------------------------------------------------
@@ -47,13 +65,13 @@ def label(cell: str, gate_bias: float | None, settings: LabSettings) -> str:
 def summary_markdown(
     results: list[RunResult], settings: LabSettings, chance: float, rnn_chance: int | None
 ) -> str:
-    """Accuracy per distance and the fitted gradient factor per step (init, trained) at the longest one."""
+    """Accuracy per distance; the fitted decay of ‖∂L/∂h‖ per step at init and after training."""
     distances = sorted({r.distance for r in results})
-    longest = distances[-1]
+    shown = profile_distance(results, settings, chance)
     lines = [
         "| model | "
         + " | ".join(f"acc. d={d}" for d in distances)
-        + f" | ‖∂L/∂h‖ per step, init (d={longest}) | per step, trained (d={longest}) |",
+        + f" | slope of ln‖∂L/∂h‖ per step, init (d={shown}) | after training (d={shown}) |",
         "|---|" + "---:|" * (len(distances) + 2),
     ]
     for cell, gate_bias in settings.variants:
@@ -69,14 +87,12 @@ def summary_markdown(
             if len(settings.clips) > 1:
                 name += f", clip {clip:g}" if clip is not None else ", no clipping"
             accs = " | ".join(f"{runs[d].test_acc:.3f}" if d in runs else "—" for d in distances)
-            last = runs.get(longest)
-            decays = (
-                f"×{last.init.decay_per_step():.3f} | ×{last.trained.decay_per_step():.3f}"
-                if last
-                else "— | —"
+            run = runs.get(shown)
+            decays = " | ".join(
+                _slope_text(profile.decay_slope()) for profile in ((run.init, run.trained) if run else ())
             )
-            lines.append(f"| {name} | {accs} | {decays} |")
-    note = f"Chance is {chance:.3f}; test rows: {settings.test_size}."
+            lines.append(f"| {name} | {accs} | {decays or '— | —'} |")
+    note = f"Chance is {chance:.3f}; test rows: {settings.test_size}; slope s means ×exp(s) per step."
     if "rnn" in settings.encoders:
         note += (
             f" The tanh RNN is at chance (within 3 standard errors) from distance {rnn_chance} on."
@@ -84,6 +100,10 @@ def summary_markdown(
             else " The tanh RNN does not fall to chance at these distances."
         )
     return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def _slope_text(slope: float) -> str:
+    return f"{slope:+.3f} (×{math.exp(slope):.3f})" if math.isfinite(slope) else "—"
 
 
 def write_report(
@@ -104,7 +124,7 @@ def write_report(
             "task": settings.task,
             "model": r.variant,
             "distance": r.distance,
-            "clip": "" if r.clip is None else r.clip,
+            "clip": r.clip,
         }
         for stage, profile in (("init", r.init), ("trained", r.trained)):
             gradient_rows.extend({**key, "stage": stage, **record} for record in profile.records())
@@ -176,7 +196,13 @@ def _plt():
 
 def _style(cell: str, gate_bias: float | None, settings: LabSettings) -> dict[str, Any]:
     dashed = gate_bias is None and cell != "rnn" and settings.gate_biases != [None]
-    return {"color": COLOURS[cell], "ls": "--" if dashed else "-", "label": label(cell, gate_bias, settings)}
+    return {
+        "color": COLOURS[cell],
+        "ls": "--" if dashed else "-",
+        "marker": MARKERS[cell],
+        "markersize": 4,
+        "label": label(cell, gate_bias, settings),
+    }
 
 
 def _main_runs(results: list[RunResult], settings: LabSettings) -> list[RunResult]:
@@ -194,13 +220,14 @@ def _runs_of(runs: list[RunResult], cell: str, gate_bias: float | None) -> list[
 
 def plot_accuracy(ax, results: list[RunResult], settings: LabSettings, chance: float) -> None:
     runs = _main_runs(results, settings)
-    for cell, gate_bias in settings.variants:
+    variants = settings.variants
+    for index, (cell, gate_bias) in enumerate(variants):
         mine = _runs_of(runs, cell, gate_bias)
+        nudge = 1.0 + 0.025 * (index - (len(variants) - 1) / 2)  # side by side, not on top of each other
         if mine:
             ax.plot(
-                [r.distance for r in mine],
+                [r.distance * nudge for r in mine],
                 [r.test_acc for r in mine],
-                marker="o",
                 **_style(cell, gate_bias, settings),
             )
     band = 3 * math.sqrt(chance * (1 - chance) / settings.test_size)
@@ -216,27 +243,26 @@ def plot_accuracy(ax, results: list[RunResult], settings: LabSettings, chance: f
 
 
 def plot_profiles(
-    ax, results: list[RunResult], settings: LabSettings, stage: str, which: str = "hidden"
+    ax, results: list[RunResult], settings: LabSettings, distance: int, stage: str, which: str = "hidden"
 ) -> None:
-    """Gradient norm vs steps back, per model, at the longest distance; ``stage`` is init or trained."""
+    """Gradient norm vs steps back, per model, at task ``distance``; ``stage`` is init or trained."""
     runs = _main_runs(results, settings)
-    longest = max(r.distance for r in runs)
     for cell, gate_bias in settings.variants:
-        run = next((r for r in _runs_of(runs, cell, gate_bias) if r.distance == longest), None)
+        run = next((r for r in _runs_of(runs, cell, gate_bias) if r.distance == distance), None)
         if run is None:
             continue
         profile = run.init if stage == "init" else run.trained
         slope = profile.decay_slope(which)
-        style = _style(cell, gate_bias, settings)
+        style = {**_style(cell, gate_bias, settings), "marker": None}
         if math.isfinite(slope):
             style["label"] += f": ×{math.exp(slope):.3f}/step"
         ax.plot(profile.distance.tolist(), _positive(profile.norms(which).tolist()), **style)
-    ax.axvline(longest, color="0.6", ls=":", lw=1)
+    ax.axvline(distance, color="0.6", ls=":", lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("steps back from the loss (dotted: the deciding token)")
     symbol = "h" if which == "hidden" else "x"
     ax.set_ylabel(f"mean ‖∂L/∂{symbol}⟨T−d⟩‖")
-    ax.set_title(f"{'at initialisation' if stage == 'init' else 'after training'}, distance {longest}")
+    ax.set_title(f"{'at initialisation' if stage == 'init' else 'after training'}, distance {distance}")
     ax.legend(fontsize=7)
 
 
@@ -246,7 +272,7 @@ def plot_decay(ax, results: list[RunResult], settings: LabSettings) -> None:
     for cell, gate_bias in settings.variants:
         mine = _runs_of(runs, cell, gate_bias)
         style = _style(cell, gate_bias, settings)
-        ax.plot([r.distance for r in mine], [r.trained.decay_per_step() for r in mine], marker="o", **style)
+        ax.plot([r.distance for r in mine], [r.trained.decay_per_step() for r in mine], **style)
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.set_xscale("log")
     ax.set_xticks(settings.distances, [str(d) for d in settings.distances])
@@ -266,21 +292,25 @@ def write_figures(results: list[RunResult], settings: LabSettings, chance: float
     plot_accuracy(ax, results, settings, chance)
     paths.append(_save(fig, out / "accuracy.png"))
 
+    shown = profile_distance(results, settings, chance)
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="row")
     for column, stage in enumerate(("init", "trained")):
-        plot_profiles(axes[0, column], results, settings, stage, "hidden")
-        plot_profiles(axes[1, column], results, settings, stage, "inputs")
+        plot_profiles(axes[0, column], results, settings, shown, stage, "hidden")
+        plot_profiles(axes[1, column], results, settings, shown, stage, "inputs")
     paths.append(_save(fig, out / "gradients.png"))
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     plot_accuracy(axes[0, 0], results, settings, chance)
     plot_decay(axes[0, 1], results, settings)
-    plot_profiles(axes[1, 0], results, settings, "init", "hidden")
-    plot_profiles(axes[1, 1], results, settings, "trained", "hidden")
-    axes[1, 1].sharey(axes[1, 0])
+    plot_profiles(axes[1, 0], results, settings, shown, "init", "hidden")
+    plot_profiles(axes[1, 1], results, settings, shown, "trained", "hidden")
+    low = min(axes[1, 0].get_ylim()[0], axes[1, 1].get_ylim()[0])
+    high = max(axes[1, 0].get_ylim()[1], axes[1, 1].get_ylim()[1])
+    for ax in axes[1]:
+        ax.set_ylim(low, high)
     fig.suptitle(
         f"Why LSTM and GRU: {settings.task} task, hidden {settings.hidden}, "
-        f"{settings.train_size} training rows",
+        f"{settings.train_size} training rows, {settings.optimizer}",
         fontsize=11,
     )
     paths.append(_save(fig, out / "summary.png"))
@@ -317,6 +347,9 @@ def exploding_figure(results: list[RunResult], settings: LabSettings):
         ax.set_ylabel("mean ‖∂L/∂h‖")
         for clip, run in sorted(runs.items(), key=lambda kv: kv[0] is not None):
             text = "no clipping" if clip is None else f"clipped at {clip:g}"
+            diverged = next((s["step"] for s in run.steps if not math.isfinite(s["loss"])), None)
+            if diverged is not None:
+                text += f" (loss NaN from step {diverged})"
             style = {"color": "tab:orange" if clip is None else "tab:purple", "lw": 0.8}
             steps = [s["step"] for s in run.steps]
             axes[row, 1].plot(steps, _positive([s["grad_norm"] for s in run.steps]), label=text, **style)
@@ -334,6 +367,6 @@ def exploding_figure(results: list[RunResult], settings: LabSettings):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=DPI)
     _plt().close(fig)
     return path

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from seqtasks.analysis.lab import LabSettings, at_chance
+from seqtasks.analysis.lab import LabSettings, at_chance, chance_distance
 from seqtasks.cli import main
 
 TINY = [
@@ -86,5 +87,11 @@ def test_settings_are_validated_with_the_flag_named() -> None:
         main(["gradients", "--clip", "-1"])
 
 
-def test_chance_band() -> None:
+def test_chance_band_and_the_distance_where_a_model_stays_at_chance() -> None:
     assert at_chance(0.53, 0.5, 1000) and not at_chance(0.56, 0.5, 1000)
+    runs = [
+        SimpleNamespace(variant="rnn", clip=1.0, distance=d, test_acc=acc)
+        for d, acc in ((5, 1.0), (10, 0.51), (20, 0.9), (50, 0.5), (100, 0.52))
+    ]
+    assert chance_distance(runs, "rnn", 0.5, 1000, clip=1.0) == 50  # 10 was at chance, but 20 was not
+    assert chance_distance(runs[:1], "rnn", 0.5, 1000, clip=1.0) is None
