@@ -46,6 +46,7 @@ format: install ## ruff format and autofix
 bench: install ## throughput benchmarks (print tables; run on an otherwise idle machine)
 	$(BIN)/python benchmarks/encoder_paths.py
 	$(BIN)/python benchmarks/sentiment_throughput.py
+	$(BIN)/python benchmarks/ner_throughput.py
 
 clean: ## remove the virtual environment and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ seqtasks classify --ckpt best.ckpt "a wonderful film" "dull"
 seqtasks generate --ckpt best.ckpt --out piece.mid --seed 1   # music: a MIDI file and its piano-roll PNG
 seqtasks tag --ckpt best.ckpt "Dhaval loves baby yoda"        # NER: token/tag lines and entity spans
 seqtasks predict-conll --ckpt best.ckpt --input eng.testb --output pred.txt   # token gold pred, for conlleval
+seqtasks translate --ckpt best.ckpt --beam 5 "how are you?"   # or --input FILE --output FILE
 seqtasks gradients --encoders rnn,gru,lstm --distances 5,10,20,50,100   # the vanishing-gradient lab
 """
 
@@ -20,7 +21,14 @@ from typing import Any
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 # Sizes only the data knows, linked from the datamodule into the model at instantiation.
-DATA_LINKS = ("vocab_size", "labels", "pad_index", "char_vocab_size")
+DATA_LINKS = (
+    "vocab_size",
+    "labels",
+    "pad_index",
+    "char_vocab_size",
+    "source_vocab_size",
+    "target_vocab_size",
+)
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -126,10 +134,12 @@ def generate_command(argv: list[str]) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (event models)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
     parser.add_argument("--steps", type=int, default=None, help="new tokens (event model) or frames at most")
+    parser.add_argument("--min-steps", type=int, default=0, help="event models: no end before N new tokens")
     parser.add_argument("--tempo", type=float, default=90.0, help="tempo of the MIDI file, quarter notes/min")
     options = parser.parse_args(argv)
     from seqtasks.music.midi import midi_to_notes, save_piece
     from seqtasks.tasks.base import load_task
+    from seqtasks.tasks.music import sample_title
 
     model = load_task(options.ckpt)
     if not hasattr(model, "generate"):
@@ -140,13 +150,14 @@ def generate_command(argv: list[str]) -> None:
         for warning in warnings:
             print(f"primer {options.primer}: {warning}", file=sys.stderr)
     try:
+        sampling = {"temperature": options.temperature, "top_k": options.top_k, "top_p": options.top_p}
         notes = model.generate(
-            options.steps, options.temperature, options.top_k, options.top_p, options.seed, primer
+            options.steps, **sampling, seed=options.seed, primer=primer, min_steps=options.min_steps
         )
     except ValueError as error:
         raise SystemExit(f"seqtasks generate: {error}") from error
     primer_steps = max((end for _, _, end in primer), default=0) if primer else 0
-    title = f"seqtasks sample (seed {options.seed}, temperature {options.temperature})"  # no path: same bytes
+    title = sample_title(options.seed, options.temperature)
     midi, png = save_piece(
         options.out, notes, model.steps_per_quarter, options.tempo, title=title, primer_steps=primer_steps
     )
@@ -213,6 +224,49 @@ def predict_conll_command(argv: list[str]) -> None:
     )
 
 
+def translate_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="seqtasks translate", description="Translate texts, or a file line by line, with a checkpoint."
+    )
+    parser.add_argument("--ckpt", required=True, help="a Seq2SeqTranslator checkpoint")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    parser.add_argument("--max-length", type=int, default=None, help="at most this many subwords out")
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="beam score / length ** this")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    parser.add_argument("--input", help="a text file, one sentence per line")
+    parser.add_argument("--output", help="where to write one translation per line (default: stdout)")
+    parser.add_argument("--reference", help="reference translations, one per line: print sacreBLEU/chrF")
+    parser.add_argument("texts", nargs="*", help="texts to translate")
+    options = parser.parse_args(argv)
+    if bool(options.input) == bool(options.texts):
+        parser.error("give either texts or --input FILE")
+    from seqtasks.tasks.base import load_task
+
+    model = load_task(options.ckpt)
+    if not hasattr(model, "translate"):
+        raise SystemExit(f"{options.ckpt} holds a {type(model).__name__}, which does not translate")
+    if options.input:
+        with open(options.input, encoding="utf-8") as handle:
+            texts = [line.rstrip("\n") for line in handle]
+    else:
+        texts = list(options.texts)
+    outputs = model.translate(
+        texts, options.beam, options.max_length, options.batch_size, options.length_penalty
+    )
+    if options.output:
+        with open(options.output, "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in outputs)
+    else:
+        for line in outputs:
+            print(line)
+    if options.reference:
+        from seqtasks.tasks.translation import corpus_scores
+
+        with open(options.reference, encoding="utf-8") as handle:
+            references = [line.rstrip("\n") for line in handle]
+        print(corpus_scores(outputs, references)["line"], file=sys.stderr)
+
+
 COMMANDS = {
     "classify": classify_command,
     "prepare": prepare_command,
@@ -220,6 +274,7 @@ COMMANDS = {
     "gradients": gradients_command,
     "tag": tag_command,
     "predict-conll": predict_conll_command,
+    "translate": translate_command,
 }
 
 

@@ -19,13 +19,15 @@ import yaml
 from conftest import requires_real_data, write_split
 
 from seqtasks.cli import DATA_LINKS, run_lightning
-from seqtasks.data.sources import resolve
+from seqtasks.data.sources import has_split, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 TEXT_DATA = "seqtasks.data.TextClassificationDataModule"
 PIANO_ROLL_DATA = "seqtasks.data.music.PianoRollDataModule"
 BACH_DATA = "seqtasks.data.music.BachChoralesDataModule"
+TAGGING_DATA = "seqtasks.data.TokenTaggingDataModule"
+TRANSLATION_DATA = "seqtasks.data.translation.TranslationDataModule"
 
 
 def isolate_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,6 +75,17 @@ def tiny_data_args(
     if data_class == BACH_DATA:  # music21's bundled corpus: a few pieces
         return ["--data.init_args.max_pieces", "4", "--data.init_args.validation_fraction", "0.25",
                 "--data.init_args.test_fraction", "0.25"]  # fmt: skip
+    if data_class == TAGGING_DATA:  # tokens + IOB2 tags, the layout of SEQTASKS_DATA_DIR/conll2003
+        from ner.ner_fixtures import make_tiny_ner
+
+        return ["--data.init_args.dataset", str(make_tiny_ner(tmp_path / "ner"))]
+    if data_class == TRANSLATION_DATA:  # en/hi columns, or the Hub's translation dicts (iitb)
+        from translation.mt_fixtures import make_tiny_parallel
+
+        layout = "translation" if init.get("streaming") else "columns"
+        root = make_tiny_parallel(tmp_path / "mt", layout=layout)
+        return ["--data.init_args.dataset", str(root), "--data.init_args.vocab_size", "60",
+                "--data.init_args.min_frequency", "1"]  # fmt: skip
     pytest.fail(f"{recipe}: no tiny data for {data_class}; teach tests/test_recipes.py about it")
 
 
@@ -136,6 +149,9 @@ def test_recipe_instantiates_on_its_real_data(
     dataset = config["data"].get("init_args", {}).get("dataset")
     if dataset is None or resolve(dataset).kind != "local":
         pytest.skip(f"{recipe.name} does not read its data from SEQTASKS_DATA_DIR")
+    train_split = config["data"].get("init_args", {}).get("train_split", "train")
+    if not has_split(resolve(dataset), train_split):  # en_hi/iitb holds only dev/test: trains from the Hub
+        pytest.skip(f"{recipe.name}: SEQTASKS_DATA_DIR holds no {train_split!r} split of {dataset}")
     isolate_cli(tmp_path, monkeypatch)
     args = ["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path / "run")]
     cli = run_lightning(args, run=False)

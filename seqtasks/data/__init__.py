@@ -3,5 +3,6 @@
 from seqtasks.data.classification import TextClassificationDataModule
 from seqtasks.data.datamodule import RecurrentDataModule
 from seqtasks.data.errors import DataError
+from seqtasks.data.tagging import TokenTaggingDataModule
 
-__all__ = ["DataError", "RecurrentDataModule", "TextClassificationDataModule"]
+__all__ = ["DataError", "RecurrentDataModule", "TextClassificationDataModule", "TokenTaggingDataModule"]

@@ -57,8 +57,12 @@ class MusicModel(SeqTask):
         top_p: float | None = None,
         seed: int = 0,
         primer: Sequence[Note] | None = None,
+        min_steps: int = 0,
     ) -> list[Note]:
-        """A piece (primer included) as notes on the model's grid; ``steps`` new steps at most."""
+        """A piece (primer included) as notes on the model's grid; ``steps`` new steps at most.
+
+        ``min_steps``: a model that can end the piece (``<eos>``) may not do so before this many new steps.
+        """
         raise NotImplementedError
 
     def _enter_eval(self) -> bool:
@@ -173,10 +177,12 @@ class PianoRollModel(MusicModel):
         top_p: float | None = None,
         seed: int = 0,
         primer: Sequence[Note] | None = None,
+        min_steps: int = 0,
     ) -> list[Note]:
         """Sample frames one at a time (a Bernoulli per key); ``top_k`` caps how many keys may sound.
 
-        Nucleus sampling has no meaning for independent keys: ``top_p`` is refused.
+        Nucleus sampling has no meaning for independent keys: ``top_p`` is refused. A piano roll has no
+        end token: it always samples ``steps`` frames, so ``min_steps`` changes nothing.
         """
         if top_p is not None:
             raise ValueError("top_p does not apply to a piano-roll model (independent keys); use top_k")
@@ -307,8 +313,13 @@ class EventLanguageModel(MusicModel):
         top_p: float | None = None,
         seed: int = 0,
         primer: Sequence[Note] | None = None,
+        min_steps: int = 0,
     ) -> list[Note]:
-        """Sample tokens until ``<eos>`` or ``steps`` new tokens; the primer's events are read first."""
+        """Sample tokens until ``<eos>`` or ``steps`` new tokens; the primer's events are read first.
+
+        ``<eos>`` is held back for the first ``min_steps`` new tokens: a small model tends to end a chorale
+        at the first fermata, which looks locally like the last one.
+        """
         check_sampling(temperature, top_k, top_p)
         steps = self.default_steps if steps is None else steps
         codec = self.codec
@@ -321,16 +332,23 @@ class EventLanguageModel(MusicModel):
         for token in tokens[:-1]:
             _, state = self.encoder.step(self.embedding(torch.tensor([token], device=device)), state)
         last = tokens[-1]
-        for _ in range(steps):
+        for step in range(steps):
             out, state = self.encoder.step(self.embedding(torch.tensor([last], device=device)), state)
             logits = self.head(out)
             logits[:, [codec.pad_id, codec.bos_id]] = float("-inf")
+            if step < min_steps:
+                logits[:, codec.eos_id] = float("-inf")
             last = int(sample_categorical(logits.cpu(), temperature, top_k, top_p, generator)[0])
             tokens.append(last)
             if last == codec.eos_id:
                 break
         self.train(was_training)
         return codec.decode(tokens)
+
+
+def sample_title(seed: int, temperature: float) -> str:
+    """Title of a sample's MIDI file and PNG: settings only, so equal settings give equal bytes."""
+    return f"seqtasks sample (seed {seed}, temperature {temperature})"
 
 
 class MusicSample(pl.Callback):
@@ -344,6 +362,7 @@ class MusicSample(pl.Callback):
         top_k: sample among the k most probable tokens (keys for a piano roll).
         top_p: nucleus sampling threshold (event models only).
         seed: sampling seed.
+        min_steps: an event model may not end the piece before this many new tokens.
         name: file name without extension.
     """
 
@@ -354,6 +373,7 @@ class MusicSample(pl.Callback):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int = 1,
+        min_steps: int = 0,
         name: str = "sample",
     ) -> None:
         check_sampling(temperature, top_k, top_p)
@@ -362,6 +382,7 @@ class MusicSample(pl.Callback):
         self.top_k = top_k
         self.top_p = top_p
         self.seed = seed
+        self.min_steps = min_steps
         self.name = name
         self.paths: tuple[str, str] | None = None
 
@@ -378,8 +399,10 @@ class MusicSample(pl.Callback):
             folder = os.path.join(os.path.dirname(os.path.dirname(best)), "samples")
         else:
             folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "samples")
-        notes = model.generate(self.steps, self.temperature, self.top_k, self.top_p, self.seed)
-        title = f"{type(model).__name__} sample, seed {self.seed}, temperature {self.temperature}"
+        notes = model.generate(
+            self.steps, self.temperature, self.top_k, self.top_p, self.seed, min_steps=self.min_steps
+        )
+        title = sample_title(self.seed, self.temperature)
         self.paths = save_piece(
             os.path.join(folder, f"{self.name}.mid"), notes, model.steps_per_quarter, title=title
         )

@@ -130,7 +130,7 @@ def test_held_out_fraction_of_a_multi_shard_stream_is_refused(tmp_path: Path) ->
             pa.table({"text": texts, "label": [i % 2 for i in range(8)]}), root / f"train-{shard}.parquet"
         )
     dm = _module(root, streaming=True, validation_fraction=0.25)
-    with pytest.raises(ValueError, match="2 shards.*validation split"):
+    with pytest.raises(ValueError, match=r"2 shards.*validation split"):
         dm.setup("fit")
 
 

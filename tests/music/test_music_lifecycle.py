@@ -104,3 +104,15 @@ def test_piano_roll_fit_then_generate_with_primer(tiny_rolls: Path, tmp_path: Pa
     assert {(60, 0, 2), (64, 0, 1), (67, 1, 3)} <= set(notes)  # the primer, then 12 sampled frames
     assert max(end for _, _, end in notes) <= 3 + 12
     assert out.with_suffix(".png").exists()
+
+
+def test_prepare_lists_the_pieces_that_could_not_be_converted(tmp_path: Path, monkeypatch, capsys) -> None:
+    import seqtasks.data.music as music
+
+    monkeypatch.chdir(tmp_path)
+    listing = [(1, "bach/bwv66.6"), (2, "bach/bwv269"), (3, "bach/bwv66.6"), (4, "bach/bwv347")]
+    monkeypatch.setattr(music, "bach_chorale_names", lambda: listing)
+    main(["prepare", "--config", str(ROOT / "recipes" / "music-bach.yaml"), "--trainer.logger", "false"])
+    out = capsys.readouterr().out
+    assert "skipped riemenschneider 003 (bach/bwv66.6): same file as riemenschneider 001" in out
+    assert "pieces: 3 entries" in out

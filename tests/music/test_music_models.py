@@ -106,3 +106,12 @@ def test_piano_roll_generation_is_seeded_and_continues_the_primer() -> None:
     assert max(end for _, _, end in a) <= 3 + 16
     with pytest.raises(ValueError, match="top_p"):
         model.generate(steps=2, top_p=0.9)
+
+
+def test_min_steps_holds_back_the_end_token() -> None:
+    model = event_model()
+    with torch.no_grad():
+        model.head.bias[model.codec.eos_id] = 50.0  # the model wants to stop at once
+    assert model.generate(steps=100, seed=0) == []
+    held = model.generate(steps=100, seed=0, min_steps=60)
+    assert held  # 60 tokens were sampled before <eos> was allowed

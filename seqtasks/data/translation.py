@@ -1,0 +1,243 @@
+"""Parallel text for translation: subword tokenizers trained by the prepare step, sentence pairs → batches.
+
+Two layouts are read: one column per language (``en``, ``hi``: this project's ``en_hi/*`` folders), and
+the Hub's ``translation`` column of ``{language: text}`` dicts (``cfilt/iitb-english-hindi``).
+
+The tokenizers (HuggingFace ``tokenizers``: BPE or unigram, joint or one per language) are trained on the
+training rows only, and kept as their JSON strings: in the prepared file and in the checkpoint, so the
+model translates from the checkpoint alone. Their pre-tokenizer (Metaspace, then punctuation split) and
+decoder make detokenisation give plain text back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+
+from seqtasks.data.batching import pad_sequences
+from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.errors import DataError
+
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]
+PAD_INDEX, UNK_INDEX, BOS_INDEX, EOS_INDEX = range(4)
+PAIR_COLUMN = "translation"
+
+SubwordModel = Literal["bpe", "unigram"]
+
+
+def train_subword_tokenizer(
+    texts: list[str], vocab_size: int, model: SubwordModel = "bpe", min_frequency: int = 2
+) -> str:
+    """Train a reversible subword tokenizer on ``texts``; returns its JSON string (plain data)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if model == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            show_progress=False,
+        )
+    elif model == "unigram":
+        tokenizer = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>", show_progress=False
+        )
+    else:
+        raise ValueError(f"tokenizer must be bpe or unigram, got {model!r}")
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation("isolated")]
+    )
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(texts, trainer)
+    if tokenizer.token_to_id("<pad>") != PAD_INDEX or tokenizer.token_to_id("</s>") != EOS_INDEX:
+        raise RuntimeError("the special tokens did not get their fixed ids")
+    return tokenizer.to_str()
+
+
+def load_tokenizer(json_string: str) -> Any:
+    """A ``tokenizers.Tokenizer`` from the JSON string kept in prepared files and checkpoints."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(json_string)
+
+
+class TranslationDataModule(RecurrentDataModule):
+    """Sentence pairs from a parallel dataset, tokenised into subwords.
+
+    Args:
+        dataset: Hub id or local directory (see :class:`RecurrentDataModule`).
+        source_language: the source side: its column, or its key in a ``translation`` column.
+        target_language: the target side, likewise.
+        tokenizer: subword model, ``bpe`` or ``unigram``.
+        vocab_size: subword vocabulary size of each tokenizer (special tokens included).
+        joint_vocabulary: one tokenizer trained on both sides, instead of one per language.
+        min_frequency: a BPE merge needs at least this many occurrences.
+        max_source_length: keep at most this many source subwords (``</s>`` included).
+        max_target_length: keep at most this many target subwords in training (``<s>``, ``</s>`` apart).
+        **kwargs: see :class:`RecurrentDataModule` (streaming, batch size, splits, seed...).
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        source_language: str = "en",
+        target_language: str = "hi",
+        tokenizer: SubwordModel = "bpe",
+        vocab_size: int = 8000,
+        joint_vocabulary: bool = True,
+        min_frequency: int = 2,
+        max_source_length: int = 100,
+        max_target_length: int = 100,
+        streaming: bool = False,
+        batch_size: int = 64,
+        train_split: str = "train",
+        validation_split: str = "validation",
+        validation_fraction: float = 0.05,
+        test_split: str | None = "test",
+        seed: int = 42,
+        pool_batches: int = 50,
+        shuffle_buffer: int = 10_000,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(
+            dataset,
+            streaming=streaming,
+            batch_size=batch_size,
+            train_split=train_split,
+            validation_split=validation_split,
+            validation_fraction=validation_fraction,
+            test_split=test_split,
+            seed=seed,
+            pool_batches=pool_batches,
+            shuffle_buffer=shuffle_buffer,
+            num_workers=num_workers,
+        )
+        if source_language == target_language:
+            raise ValueError(f"source_language and target_language are both {source_language!r}")
+        if vocab_size < len(SPECIAL_TOKENS) + 1:
+            raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
+        if max_source_length < 2 or max_target_length < 1:
+            raise ValueError(
+                f"max_source_length must be >= 2 and max_target_length >= 1, got "
+                f"{max_source_length} and {max_target_length}"
+            )
+        self.source_language = source_language
+        self.target_language = target_language
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.joint_vocabulary = joint_vocabulary
+        self.min_frequency = min_frequency
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self._tokenizers: tuple[Any, Any] | None = None
+
+    # ---- sizes the model links to ------------------------------------------------------------------
+    @property
+    def tokenizers(self) -> tuple[Any, Any]:
+        if self._tokenizers is None:
+            self._tokenizers = (
+                load_tokenizer(self.prepared["source_tokenizer"]),
+                load_tokenizer(self.prepared["target_tokenizer"]),
+            )
+        return self._tokenizers
+
+    @property
+    def source_vocab_size(self) -> int:
+        return self.tokenizers[0].get_vocab_size()
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self.tokenizers[1].get_vocab_size()
+
+    @property
+    def pad_index(self) -> int:
+        return PAD_INDEX
+
+    # ---- the prepare step --------------------------------------------------------------------------
+    def prepare_settings(self) -> dict[str, Any]:
+        return {
+            "source_language": self.source_language,
+            "target_language": self.target_language,
+            "tokenizer": self.tokenizer,
+            "vocab_size": self.vocab_size,
+            "joint_vocabulary": self.joint_vocabulary,
+            "min_frequency": self.min_frequency,
+        }
+
+    def encode_settings(self) -> dict[str, Any]:
+        return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length}
+
+    def required_columns(self) -> list[str]:
+        return [self.source_language, self.target_language]
+
+    def _check_columns(self, data: Any, split: str) -> None:
+        columns = data.column_names
+        if columns is None:
+            columns = list(next(iter(data)).keys())
+        if PAIR_COLUMN in columns and not all(c in columns for c in self.required_columns()):
+            return  # the Hub layout: {language: text} dicts, checked row by row
+        super()._check_columns(data, split)
+
+    def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
+        sources, targets = [], []
+        for index, row in rows:
+            src, tgt = self.pair(row, index, source)
+            sources.append(src)
+            targets.append(tgt)
+        if not sources:
+            raise DataError(source, "no training rows to train the tokenizers on")
+        train = lambda texts: train_subword_tokenizer(  # noqa: E731
+            texts, self.vocab_size, self.tokenizer, self.min_frequency
+        )
+        if self.joint_vocabulary:
+            joint = train(sources + targets)
+            source_json, target_json = joint, joint
+        else:
+            source_json, target_json = train(sources), train(targets)
+        return {"source_tokenizer": source_json, "target_tokenizer": target_json, "pairs": len(sources)}
+
+    # ---- rows → examples ---------------------------------------------------------------------------
+    def pair(self, row: dict[str, Any], index: int, source: str) -> tuple[str, str]:
+        """The (source, target) texts of a row, in either layout; bad input names the row and field."""
+        texts = []
+        for language in (self.source_language, self.target_language):
+            if language in row:
+                text, field = row[language], language
+            elif isinstance(row.get(PAIR_COLUMN), dict):
+                text, field = row[PAIR_COLUMN].get(language), f"{PAIR_COLUMN}.{language}"
+            else:
+                raise DataError(source, f"no {language!r} text in columns {sorted(row)}", row=index)
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(source, f"expected a non-empty text, got {text!r}", row=index, field=field)
+            texts.append(text)
+        return texts[0], texts[1]
+
+    def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+        src, tgt = self.pair(row, index, source)
+        source_tokenizer, target_tokenizer = self.tokenizers
+        source_ids = [*source_tokenizer.encode(src).ids[:self.max_source_length - 1], EOS_INDEX]
+        target_ids = [BOS_INDEX, *target_tokenizer.encode(tgt).ids[: self.max_target_length], EOS_INDEX]
+        return {
+            "source_ids": source_ids,
+            "target_ids": target_ids,
+            "length": len(source_ids),
+            "target_text": tgt,
+            "index": index,
+        }
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        source, source_lengths = pad_sequences([e["source_ids"] for e in examples], PAD_INDEX)
+        target, _ = pad_sequences([e["target_ids"] for e in examples], PAD_INDEX)
+        return {
+            "source": source,
+            "source_lengths": source_lengths,
+            "target_in": target[:, :-1].clone(),
+            "target_out": target[:, 1:].clone(),
+            "target_text": [e["target_text"] for e in examples],
+            "indices": torch.tensor([e["index"] for e in examples], dtype=torch.long),
+        }

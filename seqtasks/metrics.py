@@ -1,0 +1,128 @@
+"""Sequence metrics as torchmetrics Metrics: sum states, so the values are exact across ranks.
+
+:class:`SpanF1` is the entity-level precision/recall/F1 of the CoNLL shared tasks. Chunks are read exactly
+as the official ``conlleval`` script reads them (and seqeval in its default mode): an ``I-X`` after ``O``
+or after another type starts a chunk, and a predicted chunk counts only when its type, start and end all
+match a gold chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+
+def _parts(tag: str) -> tuple[str, str]:
+    if tag in ("O", "."):
+        return tag, ""
+    prefix, sep, kind = tag.partition("-")
+    return (prefix, kind) if sep else (tag, "")
+
+
+def _end_of_chunk(prev: str, tag: str, prev_type: str, kind: str) -> bool:
+    if prev in ("E", "S"):
+        return True
+    if prev == "B" and tag in ("B", "S", "O"):
+        return True
+    if prev == "I" and tag in ("B", "S", "O"):
+        return True
+    return prev not in ("O", ".") and prev_type != kind
+
+
+def _start_of_chunk(prev: str, tag: str, prev_type: str, kind: str) -> bool:
+    if tag in ("B", "S"):
+        return True
+    if prev in ("E", "S", "O") and tag in ("E", "I"):
+        return True
+    return tag not in ("O", ".") and prev_type != kind
+
+
+def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """``(type, first, last)`` of every chunk in one sentence's tags, read as conlleval reads them."""
+    found = set()
+    prev, prev_type, begin = "O", "", 0
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, kind = _parts(tag)
+        if _end_of_chunk(prev, prefix, prev_type, kind) and prev_type:
+            found.add((prev_type, begin, i - 1))
+        if _start_of_chunk(prev, prefix, prev_type, kind):
+            begin = i
+        prev, prev_type = prefix, kind
+    return found
+
+
+class SpanF1(Metric):
+    """Entity-level micro precision, recall and F1 (percent), and F1 per entity type.
+
+    ``update`` takes tag-id tensors ``(B, T)`` and a mask, or lists of tag-name sequences. ``compute``
+    returns ``{"precision", "recall", "f1"}`` plus ``"f1/<TYPE>"`` per type.
+
+    Args:
+        labels: tag names in tag-id order; the entity types are read from them.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, labels: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.types = sorted({_parts(t)[1] for t in self.labels if _parts(t)[1]})
+        self._type_index = {t: i for i, t in enumerate(self.types)}
+        size = len(self.types)
+        self.add_state("tp", default=torch.zeros(size, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("pred", default=torch.zeros(size, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("gold", default=torch.zeros(size, dtype=torch.long), dist_reduce_fx="sum")
+
+    def _to_names(self, ids: Tensor, mask: Tensor | None) -> list[list[str]]:
+        lengths = mask.long().sum(dim=1).tolist() if mask is not None else [ids.size(1)] * ids.size(0)
+        rows = ids.tolist()
+        return [[self.labels[i] for i in row[:n]] for row, n in zip(rows, lengths, strict=True)]
+
+    def update(
+        self,
+        preds: Tensor | Sequence[Sequence[str]],
+        target: Tensor | Sequence[Sequence[str]],
+        mask: Tensor | None = None,
+    ) -> None:
+        if isinstance(preds, Tensor):
+            preds = self._to_names(preds, mask)
+        if isinstance(target, Tensor):
+            target = self._to_names(target, mask)
+        if len(preds) != len(target):
+            raise ValueError(f"{len(preds)} predicted sentences but {len(target)} gold ones")
+        tp = [0] * len(self.types)
+        pred = [0] * len(self.types)
+        gold = [0] * len(self.types)
+        for p_tags, g_tags in zip(preds, target, strict=True):
+            if len(p_tags) != len(g_tags):
+                raise ValueError(f"a sentence has {len(p_tags)} predicted tags but {len(g_tags)} gold tags")
+            p_chunks, g_chunks = chunks(p_tags), chunks(g_tags)
+            for counts, found in ((pred, p_chunks), (gold, g_chunks), (tp, p_chunks & g_chunks)):
+                for kind, _, _ in found:
+                    if kind not in self._type_index:
+                        raise ValueError(f"entity type {kind!r} is not among {self.types}")
+                    counts[self._type_index[kind]] += 1
+        device = self.tp.device
+        self.tp += torch.tensor(tp, device=device)
+        self.pred += torch.tensor(pred, device=device)
+        self.gold += torch.tensor(gold, device=device)
+
+    def compute(self) -> dict[str, Tensor]:
+        def prf(tp: Tensor, pred: Tensor, gold: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            tp, pred, gold = tp.double(), pred.double(), gold.double()
+            precision = torch.where(pred > 0, tp / pred.clamp(min=1), torch.zeros_like(tp))
+            recall = torch.where(gold > 0, tp / gold.clamp(min=1), torch.zeros_like(tp))
+            total = precision + recall
+            f1 = torch.where(total > 0, 2 * precision * recall / total.clamp(min=1e-12), torch.zeros_like(tp))
+            return 100 * precision.float(), 100 * recall.float(), 100 * f1.float()
+
+        precision, recall, f1 = prf(self.tp.sum(), self.pred.sum(), self.gold.sum())
+        out = {"precision": precision, "recall": recall, "f1": f1}
+        _, _, per_type = prf(self.tp, self.pred, self.gold)
+        for kind, value in zip(self.types, per_type, strict=True):
+            out[f"f1/{kind}"] = value
+        return out

@@ -1,0 +1,104 @@
+"""The life of a translator on tiny data: fit → checkpoint → ``seqtasks translate`` in a fresh process.
+
+The fresh process has no data directory and no network; it must translate from the checkpoint alone and
+give what the trained model gives in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mt_fixtures import make_tiny_parallel
+
+from seqtasks.cli import run_lightning
+from seqtasks.tasks.base import load_task
+
+
+def tiny_config(root: Path, dataset: Path) -> dict:
+    return {
+        "seed_everything": 42,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": 6,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(root),
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(root / "checkpoints"), "save_last": True},
+                }
+            ],
+        },
+        "model": {
+            "class_path": "seqtasks.tasks.translation.Seq2SeqTranslator",
+            "init_args": {
+                "attention": "general",
+                "embedding_dim": 32,
+                "attentional_size": 48,
+                "dropout": 0.0,
+                "embedding_dropout": 0.0,
+                "label_smoothing": 0.0,
+                "scheduled_sampling": 0.2,
+                "lr": 0.02,
+                "val_bleu_sentences": 16,
+                "attention_maps": 2,
+                "encoder": {"class_path": "seqtasks.encoders.GRUEncoder", "init_args": {"hidden_size": 24}},
+                "decoder": {
+                    "class_path": "seqtasks.encoders.GRUEncoder",
+                    "init_args": {"hidden_size": 48, "bidirectional": False},
+                },
+            },
+        },
+        "data": {
+            "class_path": "seqtasks.data.translation.TranslationDataModule",
+            "init_args": {"dataset": str(dataset), "vocab_size": 80, "min_frequency": 1, "batch_size": 16},
+        },
+    }
+
+
+@pytest.mark.slow
+def test_fit_then_translate_from_checkpoint_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["seqtasks"])
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    dataset = make_tiny_parallel(tmp_path / "mt")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "run", dataset)))
+    cli = run_lightning(["fit", "--config", str(config), "--test_after_fit", "false"])
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    figures = list((tmp_path / "run").rglob("val_attention_0_epoch*.png"))
+    assert figures, "attention maps are logged as images"
+    assert float(cli.trainer.callback_metrics["val/loss"]) < 1.5, "the tiny task should be learnt"
+
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain data only
+    assert isinstance(raw["seqtasks"]["artefacts"]["target_tokenizer"], str)
+    model = load_task(str(ckpt))
+    texts = ["a red cat", "the dog is black."]
+    expected_greedy = model.translate(texts)
+    expected_beam = model.translate(texts, beam_size=3)
+    assert "लाल बिल्ली" in expected_greedy[0]
+
+    env = {k: v for k, v in os.environ.items() if k != "SEQTASKS_DATA_DIR"}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "seqtasks.cli", "translate", "--ckpt", str(ckpt)]
+    out = subprocess.run(command + texts, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == expected_greedy
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    target = tmp_path / "out.txt"
+    args = ["--beam", "3", "--input", str(source), "--output", str(target), "--reference", str(source)]
+    out = subprocess.run(command + args, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert target.read_text(encoding="utf-8").splitlines() == expected_beam
+    assert "nrefs:1" in out.stderr and "BLEU" in out.stderr  # the sacreBLEU signature
