@@ -84,7 +84,7 @@ def tiny_data_args(
 
         layout = "translation" if init.get("streaming") else "columns"
         root = make_tiny_parallel(tmp_path / "mt", layout=layout)
-        return ["--data.init_args.dataset", str(root), "--data.init_args.vocab_size", "60",
+        return ["--data.init_args.dataset", str(root), "--data.init_args.subword_vocab_size", "60",
                 "--data.init_args.min_frequency", "1"]  # fmt: skip
     pytest.fail(f"{recipe}: no tiny data for {data_class}; teach tests/test_recipes.py about it")
 

@@ -239,6 +239,8 @@ class BachChoralesDataModule(RecurrentDataModule):
             raise ValueError(f"max_length must be at least 2, got {max_length}")
         self.max_pieces = max_pieces
         self.test_fraction = test_fraction
+        if test_fraction == 0:
+            self.test_split = None  # nothing held out for test: fit does not test afterwards
         self.transpositions = transpositions
         self.max_length = max_length
         self.steps_per_quarter = STEPS_PER_QUARTER

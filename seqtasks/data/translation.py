@@ -74,7 +74,8 @@ class TranslationDataModule(RecurrentDataModule):
         source_language: the source side: its column, or its key in a ``translation`` column.
         target_language: the target side, likewise.
         tokenizer: subword model, ``bpe`` or ``unigram``.
-        vocab_size: subword vocabulary size of each tokenizer (special tokens included).
+        subword_vocab_size: subword vocabulary size of each tokenizer (special tokens included); not
+            named ``vocab_size``, which the CLI links into models.
         joint_vocabulary: one tokenizer trained on both sides, instead of one per language.
         min_frequency: a BPE merge needs at least this many occurrences.
         max_source_length: keep at most this many source subwords (``</s>`` included).
@@ -88,7 +89,7 @@ class TranslationDataModule(RecurrentDataModule):
         source_language: str = "en",
         target_language: str = "hi",
         tokenizer: SubwordModel = "bpe",
-        vocab_size: int = 8000,
+        subword_vocab_size: int = 8000,
         joint_vocabulary: bool = True,
         min_frequency: int = 2,
         max_source_length: int = 100,
@@ -119,8 +120,8 @@ class TranslationDataModule(RecurrentDataModule):
         )
         if source_language == target_language:
             raise ValueError(f"source_language and target_language are both {source_language!r}")
-        if vocab_size < len(SPECIAL_TOKENS) + 1:
-            raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
+        if subword_vocab_size < len(SPECIAL_TOKENS) + 1:
+            raise ValueError(f"subword_vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
         if max_source_length < 2 or max_target_length < 1:
             raise ValueError(
                 f"max_source_length must be >= 2 and max_target_length >= 1, got "
@@ -129,7 +130,7 @@ class TranslationDataModule(RecurrentDataModule):
         self.source_language = source_language
         self.target_language = target_language
         self.tokenizer = tokenizer
-        self.vocab_size = vocab_size
+        self.subword_vocab_size = subword_vocab_size
         self.joint_vocabulary = joint_vocabulary
         self.min_frequency = min_frequency
         self.max_source_length = max_source_length
@@ -164,7 +165,7 @@ class TranslationDataModule(RecurrentDataModule):
             "source_language": self.source_language,
             "target_language": self.target_language,
             "tokenizer": self.tokenizer,
-            "vocab_size": self.vocab_size,
+            "vocab_size": self.subword_vocab_size,
             "joint_vocabulary": self.joint_vocabulary,
             "min_frequency": self.min_frequency,
         }
@@ -192,7 +193,7 @@ class TranslationDataModule(RecurrentDataModule):
         if not sources:
             raise DataError(source, "no training rows to train the tokenizers on")
         train = lambda texts: train_subword_tokenizer(  # noqa: E731
-            texts, self.vocab_size, self.tokenizer, self.min_frequency
+            texts, self.subword_vocab_size, self.tokenizer, self.min_frequency
         )
         if self.joint_vocabulary:
             joint = train(sources + targets)
@@ -220,7 +221,7 @@ class TranslationDataModule(RecurrentDataModule):
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
         src, tgt = self.pair(row, index, source)
         source_tokenizer, target_tokenizer = self.tokenizers
-        source_ids = [*source_tokenizer.encode(src).ids[:self.max_source_length - 1], EOS_INDEX]
+        source_ids = [*source_tokenizer.encode(src).ids[: self.max_source_length - 1], EOS_INDEX]
         target_ids = [BOS_INDEX, *target_tokenizer.encode(tgt).ids[: self.max_target_length], EOS_INDEX]
         return {
             "source_ids": source_ids,

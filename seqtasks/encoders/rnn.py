@@ -7,8 +7,9 @@ Variable length is handled inside, by one of two exact paths:
   reads each row reversed *within its own length*, so padding never reaches a real position. Outputs and
   final hidden states are exact; an LSTM's cell state at each row's end is not visible on this path.
 
-On this project's 2-core CPU the padded path trained a BiLSTM (E=128, H=128, batch 64) at ~35k tokens/s
-against ~8.7k packed (see benchmarks/RESULTS.md), so ``auto`` takes it on CPU and packing elsewhere.
+On this project's 2-core CPU the padded path ran a BiLSTM train step (input 128, hidden 128, batch 64,
+ragged lengths) about 10x faster than packing (benchmarks/RESULTS.md, ``benchmarks/encoder_paths.py``),
+so ``auto`` takes it on CPU and packing elsewhere.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ class Seq2SeqTranslator(SeqTask):
             results: list[str] = [""] * len(texts)
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                ids = [[*source_tokenizer.encode(texts[i]).ids[:max_source - 1], EOS_INDEX] for i in rows]
+                ids = [[*source_tokenizer.encode(texts[i]).ids[: max_source - 1], EOS_INDEX] for i in rows]
                 lengths = torch.tensor([len(x) for x in ids])
                 source = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
                 for r, seq in enumerate(ids):

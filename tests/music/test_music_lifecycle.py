@@ -57,7 +57,7 @@ def test_bach_fit_then_generate_in_a_fresh_process(tmp_path: Path, monkeypatch) 
         ["fit", "--config", str(ROOT / "recipes" / "music-bach.yaml"), *TINY,
          "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "run"),
          "--data.init_args.max_pieces", "4", "--data.init_args.validation_fraction", "0.25",
-         "--data.init_args.test_fraction", "0.25",
+         "--data.init_args.test_fraction", "0.25", "--data.init_args.transpositions", "0",
          "--model.init_args.encoder.init_args.hidden_size", "32"]
     )  # fmt: skip
     # the recipe's MusicSample callback left a sample beside the checkpoints
@@ -68,7 +68,18 @@ def test_bach_fit_then_generate_in_a_fresh_process(tmp_path: Path, monkeypatch) 
     # generate in a fresh process: no data directory, an empty cache, only the checkpoint
     env = {k: v for k, v in os.environ.items() if k != "SEQTASKS_DATA_DIR"}
     env["SEQTASKS_CACHE_DIR"] = str(tmp_path / "fresh-cache")
-    args = ["--ckpt", str(ckpt), "--temperature", "0.9", "--top-k", "20", "--steps", "300"]
+    args = [
+        "--ckpt",
+        str(ckpt),
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "20",
+        "--steps",
+        "300",
+        "--min-steps",
+        "200",
+    ]
     command = [sys.executable, "-m", "seqtasks.cli", "generate", *args, "--out", "a.mid", "--seed", "1"]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -82,7 +93,7 @@ def test_bach_fit_then_generate_in_a_fresh_process(tmp_path: Path, monkeypatch) 
     # an independent parser reads back exactly the notes the model samples with that seed
     model = load_task(str(ckpt))
     assert isinstance(model, EventLanguageModel)
-    notes = model.generate(300, 0.9, 20, None, 1)
+    notes = model.generate(300, 0.9, 20, None, 1, min_steps=200)
     assert len(notes) > 5
     assert midi_notes(first, model.steps_per_quarter) == notes
 

@@ -45,7 +45,7 @@ def test_tokenizer_round_trip_gives_plain_text(model: str) -> None:
 
 def test_datamodule_prepares_tokenizers_from_train_only(tmp_path: Path) -> None:
     root = make_tiny_parallel(tmp_path / "mt")
-    data = TranslationDataModule(str(root), vocab_size=60, min_frequency=1, batch_size=8)
+    data = TranslationDataModule(str(root), subword_vocab_size=60, min_frequency=1, batch_size=8)
     prepared = data.prepared
     assert data.prepared_path().exists()
     assert prepared["pairs"] == 160 and prepared["source_tokenizer"] == prepared["target_tokenizer"]
@@ -66,7 +66,7 @@ def test_datamodule_prepares_tokenizers_from_train_only(tmp_path: Path) -> None:
 
 def test_separate_vocabularies(tmp_path: Path) -> None:
     root = make_tiny_parallel(tmp_path / "mt")
-    data = TranslationDataModule(str(root), vocab_size=60, min_frequency=1, joint_vocabulary=False)
+    data = TranslationDataModule(str(root), subword_vocab_size=60, min_frequency=1, joint_vocabulary=False)
     source, target = data.tokenizers
     assert "▁बिल्ली" not in source.get_vocab() and "▁cat" not in target.get_vocab()
 
@@ -74,7 +74,9 @@ def test_separate_vocabularies(tmp_path: Path) -> None:
 def test_streaming_hub_layout(tmp_path: Path) -> None:
     """The iitb recipe's path: streaming over the Hub's ``translation`` column, here on local parquet."""
     root = make_tiny_parallel(tmp_path / "iitb", layout="translation")
-    data = TranslationDataModule(str(root), streaming=True, vocab_size=60, min_frequency=1, batch_size=16)
+    data = TranslationDataModule(
+        str(root), streaming=True, subword_vocab_size=60, min_frequency=1, batch_size=16
+    )
     assert data.prepared["pairs"] == 160
     data.setup("fit")
     batches = list(data.train_dataloader())
@@ -92,7 +94,7 @@ def test_bad_rows_are_named(tmp_path: Path) -> None:
     root.mkdir()
     pq.write_table(pa.table({"en": ["a cat", "a dog"], "hi": ["एक बिल्ली", " "]}), root / "train.parquet")
     with pytest.raises(DataError, match="row 1"):
-        TranslationDataModule(str(root), vocab_size=60, min_frequency=1).prepared  # noqa: B018
+        TranslationDataModule(str(root), subword_vocab_size=60, min_frequency=1).prepared  # noqa: B018
     pq.write_table(pa.table({"en": ["a cat"], "text": ["x"]}), root / "train.parquet")
     with pytest.raises(DataError, match="missing column"):
-        TranslationDataModule(str(root), vocab_size=60, min_frequency=1).prepared  # noqa: B018
+        TranslationDataModule(str(root), subword_vocab_size=60, min_frequency=1).prepared  # noqa: B018

@@ -60,7 +60,12 @@ def tiny_config(root: Path, dataset: Path) -> dict:
         },
         "data": {
             "class_path": "seqtasks.data.translation.TranslationDataModule",
-            "init_args": {"dataset": str(dataset), "vocab_size": 80, "min_frequency": 1, "batch_size": 16},
+            "init_args": {
+                "dataset": str(dataset),
+                "subword_vocab_size": 80,
+                "min_frequency": 1,
+                "batch_size": 16,
+            },
         },
     }
 
