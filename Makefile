@@ -8,9 +8,12 @@ TORCH_SPEC ?= torch==2.13.0
 RECIPE ?= music-bach
 ARGS ?=
 export SEQTASKS_CACHE_DIR ?= $(CURDIR)/runs/cache
+# word vectors the NER recipes start from: skip-gram on CoNLL-2003 training tokens and IMDB reviews
+NER_VECTORS := runs/vectors/conll-imdb-100d.txt
+NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe test test-fast lint format bench clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,8 +29,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 install: $(VENV)/.installed ## create .venv: torch ($(TORCH_SPEC)) first, then seqtasks with [dev]
 
-train-recipe: install ## train recipes/$(RECIPE).yaml (RECIPE=name, ARGS="--trainer.max_epochs 1 ...")
+train-recipe: install $(if $(filter ner-conll2003%,$(RECIPE)),$(NER_VECTORS)) ## train recipes/$(RECIPE).yaml (RECIPE=name, ARGS="--trainer.max_epochs 1 ...")
 	$(BIN)/seqtasks fit --config recipes/$(RECIPE).yaml $(ARGS)
+
+$(NER_VECTORS): | $(VENV)/.installed
+	$(BIN)/seqtasks word-vectors --text eriktks/conll2003:tokens:train --text stanfordnlp/imdb:text:train,test \
+		--epochs $(NER_VECTORS_EPOCHS) --out $@
+
+vectors: $(NER_VECTORS) ## word vectors for the NER recipes (SEQTASKS_DATA_DIR, else the Hub; ~10 min)
 
 test: install ## run the test suite (real-data tests run when SEQTASKS_DATA_DIR is set)
 	$(BIN)/python -m pytest

@@ -7,6 +7,31 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is the latest state after every validation.
+
+    Since Lightning 2.5 ``save_last`` writes ``last.ckpt`` only in a step where a top-k checkpoint was
+    saved too, so once the monitored metric stops improving ``last.ckpt`` stays at the best epoch and
+    ``fit --ckpt_path last.ckpt`` silently resumes from there, repeating epochs. This subclass writes it
+    after every validation, as the name promises; everything else is ``ModelCheckpoint``'s.
+    """
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_latest(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_latest(trainer)
+
+    def _save_latest(self, trainer: pl.Trainer) -> None:
+        # skipped in sanity checks, outside fit, and when this very step was saved already (with last.ckpt)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 class CheckpointReport(pl.Callback):
     """At the end of fit, print where the best and last checkpoints are and record them in W&B's summary."""
 

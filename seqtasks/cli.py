@@ -267,6 +267,12 @@ def translate_command(argv: list[str]) -> None:
         print(corpus_scores(outputs, references)["line"], file=sys.stderr)
 
 
+def word_vectors_command(argv: list[str]) -> None:
+    from seqtasks.wordvectors import main as word_vectors_main
+
+    word_vectors_main(argv)
+
+
 COMMANDS = {
     "classify": classify_command,
     "prepare": prepare_command,
@@ -275,6 +281,7 @@ COMMANDS = {
     "tag": tag_command,
     "predict-conll": predict_conll_command,
     "translate": translate_command,
+    "word-vectors": word_vectors_command,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -39,3 +40,87 @@ def _local_log_dir(trainer: Any) -> str | None:
         return trainer.default_root_dir
     logger = trainer.loggers[0]
     return getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+
+
+# ---- labels in scripts the plotting font may lack ------------------------------------------------------
+_VOWEL_LATIN = ["a", "ā", "i", "ī", "u", "ū", "r̥", "e", "ai", "o", "au", "ô"]
+_VOWELS = dict(zip("अआइईउऊऋएऐओऔऑ", _VOWEL_LATIN, strict=True))
+_SIGNS = dict(zip("ािीुूृेैोौॉ", _VOWEL_LATIN[1:], strict=True))
+_CONSONANT_LATIN = [
+    "k", "kh", "g", "gh", "ṅ", "c", "ch", "j", "jh", "ñ", "ṭ", "ṭh", "ḍ", "ḍh", "ṇ", "t", "th",
+    "d", "dh", "n", "p", "ph", "b", "bh", "m", "y", "r", "l", "v", "ś", "ṣ", "s", "h",
+]  # fmt: skip
+_CONSONANTS = dict(zip("कखगघङचछजझञटठडढणतथदधनपफबभमयरलवशषसह", _CONSONANT_LATIN, strict=True))
+_NUKTA_FORMS = {"क": "q", "ख": "k͟h", "ग": "ġ", "ज": "z", "ड": "ṛ", "ढ": "ṛh", "फ": "f", "य": "ẏ"}
+# the precomposed nukta letters U+0958–U+095F, as consonant + nukta
+_PRECOMPOSED = {chr(0x958 + i): base + "\u093c" for i, base in enumerate("कखगजडढफय")}
+_OTHERS = {"ं": "ṁ", "ँ": "m̐", "ः": "ḥ", "।": ".", "॥": "..", "ॐ": "oṁ"}
+_OTHERS.update({chr(0x966 + d): str(d) for d in range(10)})  # Devanagari digits
+_NUKTA, _VIRAMA = "़", "्"
+
+
+def transliterate_devanagari(text: str) -> str:
+    """Devanagari → Latin (ISO 15919, simplified): for figure labels when no font has the glyphs.
+
+    Consonants carry the inherent ``a`` unless a vowel sign or the virama follows; other characters pass
+    through unchanged.
+    """
+    for composed, decomposed in _PRECOMPOSED.items():
+        text = text.replace(composed, decomposed)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in _CONSONANTS:
+            base = _CONSONANTS[char]
+            if i + 1 < len(text) and text[i + 1] == _NUKTA:
+                base = _NUKTA_FORMS.get(char, base)
+                i += 1
+            following = text[i + 1] if i + 1 < len(text) else ""
+            if following in _SIGNS:
+                out.append(base + _SIGNS[following])
+                i += 1
+            elif following == _VIRAMA:
+                out.append(base)
+                i += 1
+            else:
+                out.append(base + "a")
+        elif char in _VOWELS:
+            out.append(_VOWELS[char])
+        elif char in _OTHERS:
+            out.append(_OTHERS[char])
+        elif char != _NUKTA:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def font_has(char: str) -> bool:
+    """Whether matplotlib's font for text (with its fallbacks) draws ``char``; cached per character."""
+    return _font_coverage(char)
+
+
+@functools.lru_cache(maxsize=64)
+def _font_coverage(char: str) -> bool:
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager, rcParams
+
+    for family in rcParams["font.sans-serif"] if rcParams["font.family"] == ["sans-serif"] else []:
+        try:
+            path = font_manager.findfont(family, fallback_to_default=False)
+        except ValueError:
+            continue
+        try:
+            cmap = TTFont(path, fontNumber=0, lazy=True).getBestCmap() or {}
+        except Exception:  # an unreadable font file: it draws nothing for us
+            continue
+        if ord(char) in cmap:
+            return True
+    return False
+
+
+def plot_label(text: str) -> str:
+    """``text`` as a figure label: Devanagari transliterated when the plotting fonts lack it."""
+    if any("\u0900" <= c <= "\u097f" for c in text) and not font_has("क"):
+        return transliterate_devanagari(text)
+    return text

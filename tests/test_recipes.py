@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from conftest import requires_real_data, write_split
 
@@ -78,7 +79,8 @@ def tiny_data_args(
     if data_class == TAGGING_DATA:  # tokens + IOB2 tags, the layout of SEQTASKS_DATA_DIR/conll2003
         from ner.ner_fixtures import make_tiny_ner
 
-        return ["--data.init_args.dataset", str(make_tiny_ner(tmp_path / "ner"))]
+        dataset = make_tiny_ner(tmp_path / "ner")
+        return ["--data.init_args.dataset", str(dataset), *vectors_args(config, tmp_path)]
     if data_class == TRANSLATION_DATA:  # en/hi columns, or the Hub's translation dicts (iitb)
         from translation.mt_fixtures import make_tiny_parallel
 
@@ -87,6 +89,18 @@ def tiny_data_args(
         return ["--data.init_args.dataset", str(root), "--data.init_args.subword_vocab_size", "60",
                 "--data.init_args.min_frequency", "1"]  # fmt: skip
     pytest.fail(f"{recipe}: no tiny data for {data_class}; teach tests/test_recipes.py about it")
+
+
+def vectors_args(config: dict[str, Any], tmp_path: Path) -> list[str]:
+    """A recipe's ``word_vectors`` file is made by ``make vectors`` (minutes): here a few words stand in."""
+    if not config["data"].get("init_args", {}).get("word_vectors"):
+        return []
+    from seqtasks.wordvectors import write_word_vectors
+
+    path = tmp_path / "vectors.txt"
+    dim = config["model"]["init_args"]["word_dim"]
+    write_word_vectors(path, ["paris", "monday", "zanzibar"], torch.randn(3, dim))
+    return ["--data.init_args.word_vectors", str(path)]
 
 
 def check_built(cli: Any, config: dict[str, Any], recipe: Path) -> None:
@@ -154,7 +168,7 @@ def test_recipe_instantiates_on_its_real_data(
         pytest.skip(f"{recipe.name}: SEQTASKS_DATA_DIR holds no {train_split!r} split of {dataset}")
     isolate_cli(tmp_path, monkeypatch)
     args = ["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path / "run")]
-    cli = run_lightning(args, run=False)
+    cli = run_lightning([*args, *vectors_args(config, tmp_path)], run=False)
     check_built(cli, config, recipe)
     if "labels" in config["data"].get("init_args", {}):
         assert cli.datamodule.labels == config["data"]["init_args"]["labels"]

@@ -133,6 +133,10 @@ class TokenTaggingDataModule(RecurrentDataModule):
         lowercase: lower-case the word vocabulary (characters and the casing feature keep the case).
         min_freq: a word enters the vocabulary when it occurs at least this often in training.
         max_word_length: characters kept of each word for the character features.
+        word_vectors: a GloVe-style text file of word vectors (``seqtasks word-vectors`` writes one): its
+            words join the vocabulary after the training words, so words never seen in training still
+            have an embedding, and the tagger starts every word it holds from its vector. Its words must
+            be normalised like the vocabulary (digits → ``0``; lower-cased when ``lowercase``).
         **kwargs: see :class:`RecurrentDataModule` (batch size, splits, seed...).
     """
 
@@ -149,6 +153,7 @@ class TokenTaggingDataModule(RecurrentDataModule):
         lowercase: bool = True,
         min_freq: int = 1,
         max_word_length: int = 20,
+        word_vectors: str | None = None,
         streaming: bool = False,
         batch_size: int = 32,
         train_split: str = "train",
@@ -189,6 +194,7 @@ class TokenTaggingDataModule(RecurrentDataModule):
         self.lowercase = lowercase
         self.min_freq = min_freq
         self.max_word_length = max_word_length
+        self.word_vectors = word_vectors
         self._token_encoder: TokenEncoder | None = None
         self._tag_index: dict[str, int] | None = None
 
@@ -264,7 +270,16 @@ class TokenTaggingDataModule(RecurrentDataModule):
             "conll_scheme": self.conll_scheme,
             "lowercase": self.lowercase,
             "min_freq": self.min_freq,
+            "word_vectors": self._vectors_stamp(),
         }
+
+    def _vectors_stamp(self) -> list[Any] | None:
+        if self.word_vectors is None:
+            return None
+        if not os.path.isfile(self.word_vectors):
+            raise FileNotFoundError(f"word_vectors: no file {self.word_vectors!r}")
+        stat = os.stat(self.word_vectors)
+        return [os.path.abspath(self.word_vectors), stat.st_size, int(stat.st_mtime)]
 
     def encode_settings(self) -> dict[str, Any]:
         return {"max_word_length": self.max_word_length}
@@ -301,6 +316,12 @@ class TokenTaggingDataModule(RecurrentDataModule):
         word_list = sorted((w for w, c in words.items() if c >= self.min_freq), key=lambda w: (-words[w], w))
         char_list = sorted(chars, key=lambda c: (-chars[c], c))
         labels = self.label_names or ["O"] + [f"{p}-{t}" for t in sorted(types) for p in ("B", "I")]
+        if self.word_vectors is not None:
+            from seqtasks.wordvectors import read_word_vectors
+
+            known = {PAD, UNK, *word_list}
+            vector_words, _ = read_word_vectors(self.word_vectors, words_only=True)
+            word_list += [w for w in vector_words if w not in known]
         return {"words": [PAD, UNK, *word_list], "chars": [PAD, UNK, *char_list], "labels": labels}
 
     # ---- rows → examples ---------------------------------------------------------------------------

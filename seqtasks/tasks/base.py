@@ -30,13 +30,30 @@ class SeqTask(pl.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         init_from: a checkpoint to fine-tune from (weights only; optimizer and schedule start fresh).
+        step_decay: from epoch ``step_decay_start`` on, the learning rate is multiplied by this factor
+            each epoch (Luong et al. 2015 halve it every epoch after the fifth).
+        step_decay_start: the first epoch (0-based) trained at a decayed rate; None keeps ``lr``. The rate
+            is set from the epoch number at each epoch's start, so a resumed fit follows it exactly.
     """
 
-    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, init_from: str | None = None) -> None:
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        init_from: str | None = None,
+        step_decay: float = 0.5,
+        step_decay_start: int | None = None,
+    ) -> None:
         super().__init__()
+        if not 0.0 < step_decay <= 1.0:
+            raise ValueError(f"step_decay must be in (0, 1], got {step_decay}")
+        if step_decay_start is not None and step_decay_start < 0:
+            raise ValueError(f"step_decay_start must be >= 0, got {step_decay_start}")
         self.lr = lr
         self.weight_decay = weight_decay
         self.init_from = init_from
+        self.step_decay = step_decay
+        self.step_decay_start = step_decay_start
         self.artefacts: dict[str, Any] = {}
 
     # ---- artefacts --------------------------------------------------------------------------------
@@ -86,10 +103,22 @@ class SeqTask(pl.LightningModule):
         )
 
     # ---- training plumbing ------------------------------------------------------------------------
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based) under the step-decay schedule."""
+        if self.step_decay_start is None or epoch < self.step_decay_start:
+            return self.lr
+        return self.lr * self.step_decay ** (epoch - self.step_decay_start + 1)
+
     def on_train_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
+        if self.step_decay_start is not None:
+            rate = self.learning_rate(self.current_epoch)
+            for optimizer in self.trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+            self.log("train/lr", rate, on_step=False, on_epoch=True)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Seed at the epoch's first batch, not in on_train_epoch_start: creating the DataLoader iterator

@@ -33,6 +33,8 @@ class SequenceClassifier(SeqTask):
         dropout: dropout before the head.
         pad_index: padding index of the vocabulary (linked from the datamodule).
         lr: AdamW learning rate.
+        step_decay: from epoch ``step_decay_start`` on, the rate is multiplied by this factor each epoch.
+        step_decay_start: first epoch (0-based) at a decayed rate; None keeps ``lr`` constant.
         weight_decay: AdamW weight decay.
         init_from: checkpoint to fine-tune from: weights only, words mapped by their text, a new head when
             the label set differs.
@@ -49,10 +51,12 @@ class SequenceClassifier(SeqTask):
         dropout: float = 0.3,
         pad_index: int = 0,
         lr: float = 1e-3,
+        step_decay: float = 0.5,
+        step_decay_start: int | None = None,
         weight_decay: float = 0.0,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, init_from=init_from)
+        super().__init__(lr, weight_decay, init_from, step_decay, step_decay_start)
         if len(labels) < 2:
             raise ValueError(f"labels must name at least two classes, got {labels}")
         self.save_hyperparameters()

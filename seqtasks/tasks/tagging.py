@@ -7,11 +7,13 @@ per validation and test epoch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 import torchmetrics
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from seqtasks.data.tagging import CASINGS, TokenEncoder, collate_tagged, tokenize
@@ -47,6 +49,9 @@ class TokenTagger(SeqTask):
         lr: learning rate.
         momentum: SGD momentum.
         lr_decay: SGD learning-rate decay per epoch.
+        step_decay: with ``adam``, from epoch ``step_decay_start`` on the rate is multiplied by this factor
+            each epoch.
+        step_decay_start: first epoch (0-based) at a decayed rate; None keeps ``lr`` constant.
         weight_decay: weight decay.
         init_from: checkpoint to fine-tune from: weights only; words and characters mapped by their text,
             the head's and CRF's rows by tag name, so a tag set with a new entity type keeps the rest.
@@ -72,16 +77,20 @@ class TokenTagger(SeqTask):
         lr: float = 1e-3,
         momentum: float = 0.9,
         lr_decay: float = 0.05,
+        step_decay: float = 0.5,
+        step_decay_start: int | None = None,
         weight_decay: float = 0.0,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, init_from=init_from)
+        super().__init__(lr, weight_decay, init_from, step_decay, step_decay_start)
         if "O" not in labels or len(labels) < 2:
             raise ValueError(f"labels must include 'O' and at least one entity tag, got {labels}")
         if not 0.0 <= word_dropout < 1.0 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"word_dropout and dropout must be in [0, 1), got {word_dropout}, {dropout}")
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
+        if optimizer == "sgd" and step_decay_start is not None:
+            raise ValueError("step_decay_start is for adam; sgd decays as lr / (1 + lr_decay · epoch)")
         self.save_hyperparameters()
         self.labels = list(labels)
         self.pad_index = pad_index
@@ -194,6 +203,38 @@ class TokenTagger(SeqTask):
     # ---- artefacts, fine-tuning, inference -----------------------------------------------------------
     def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
         return {"token_encoder": datamodule.token_encoder.state_dict()}
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        path = getattr(datamodule, "word_vectors", None)
+        if stage == "fit" and path and not self.init_from and not getattr(self, "_vectors_loaded", False):
+            self.load_word_vectors(path)
+            self._vectors_loaded = True
+
+    def load_word_vectors(self, path: str) -> int:
+        """Start the embedding of every vocabulary word found in a vectors file from its vector.
+
+        The vectors are rescaled to unit standard deviation, the scale of the embedding's own random
+        initialisation, so words with and without a vector start alike in size. Returns the rows set.
+        """
+        from seqtasks.wordvectors import read_word_vectors
+
+        words, vectors = read_word_vectors(path)
+        if vectors.size(1) != self.embedding.embedding_dim:
+            raise ValueError(
+                f"{path}: vectors of {vectors.size(1)} values, but word_dim is {self.embedding.embedding_dim}"
+            )
+        index = {w: i for i, w in enumerate(words)}
+        vocabulary = self.artefacts["token_encoder"]["words"]
+        pairs = [(row, index[w]) for row, w in enumerate(vocabulary) if w in index]
+        if pairs:
+            rows, sources = (torch.tensor(x) for x in zip(*pairs, strict=True))
+            with torch.no_grad():
+                self.embedding.weight[rows] = (vectors / vectors.std())[sources].to(self.embedding.weight)
+        self.artefacts["word_vectors"] = {"file": os.path.basename(path), "words": len(pairs)}
+        rank_zero_info(f"word vectors {path}: {len(pairs)} of {self.embedding.num_embeddings} words set")
+        return len(pairs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.artefacts["labels"] = self.labels

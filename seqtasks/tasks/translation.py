@@ -22,8 +22,11 @@ from seqtasks.data.translation import BOS_INDEX, EOS_INDEX, load_tokenizer
 from seqtasks.encoders.base import RecurrentEncoder, require_unidirectional
 from seqtasks.nn.attention import Attention, AttentionKind
 from seqtasks.nn.decoding import beam_search, greedy_search
-from seqtasks.plots import log_figure
+from seqtasks.plots import log_figure, plot_label
 from seqtasks.tasks.base import SeqTask
+
+MAP_MIN_LENGTH = 8
+"""Source subwords a sentence needs before its attention map is worth drawing."""
 
 
 class Seq2SeqTranslator(SeqTask):
@@ -51,6 +54,8 @@ class Seq2SeqTranslator(SeqTask):
         attention_maps: validation sentences whose attention maps are logged as images each epoch.
         pad_index: padding index (linked from the datamodule).
         lr: AdamW learning rate.
+        step_decay: from epoch ``step_decay_start`` on, the rate is multiplied by this factor each epoch.
+        step_decay_start: first epoch (0-based) at a decayed rate; None keeps ``lr`` constant.
         weight_decay: AdamW weight decay.
         init_from: checkpoint to fine-tune from (weights only).
     """
@@ -76,10 +81,12 @@ class Seq2SeqTranslator(SeqTask):
         attention_maps: int = 3,
         pad_index: int = 0,
         lr: float = 1e-3,
+        step_decay: float = 0.5,
+        step_decay_start: int | None = None,
         weight_decay: float = 0.0,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, init_from=init_from)
+        super().__init__(lr, weight_decay, init_from, step_decay, step_decay_start)
         if not 0.0 <= scheduled_sampling <= 1.0:
             raise ValueError(f"scheduled_sampling must be in [0, 1], got {scheduled_sampling}")
         if bridge not in ("linear", "zero"):
@@ -119,6 +126,7 @@ class Seq2SeqTranslator(SeqTask):
         self.val_chrf, self.test_chrf = CHRFScore(), CHRFScore()
         self._decoded = 0
         self._map_batch: dict[str, Any] | None = None
+        self._map_batch_final = False
         self._test_pairs: list[tuple[str, str]] = []
 
     # ---- the network --------------------------------------------------------------------------------
@@ -276,12 +284,15 @@ class Seq2SeqTranslator(SeqTask):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._loss(batch, "val")
-        if self._map_batch is None and self.attention_maps > 0:
+        # the sentences whose attention maps are drawn: the first validation batch whose sentences have
+        # at least MAP_MIN_LENGTH subwords (batches come sorted by length; the first are one-word captions),
+        # else the first batch; once chosen, the same sentences every epoch
+        lengths = batch["source_lengths"]
+        long_enough = int(lengths.min()) >= MAP_MIN_LENGTH
+        if self.attention_maps > 0 and not self._map_batch_final and (self._map_batch is None or long_enough):
             n = self.attention_maps
-            self._map_batch = {
-                "source": batch["source"][:n].cpu(),
-                "source_lengths": batch["source_lengths"][:n].cpu(),
-            }
+            self._map_batch = {"source": batch["source"][:n].cpu(), "source_lengths": lengths[:n].cpu()}
+            self._map_batch_final = long_enough
         if self._decoded < self.val_bleu_sentences:
             hyps = self._decode_batch(batch)
             refs = [[r] for r in batch["target_text"]]
@@ -313,16 +324,21 @@ class Seq2SeqTranslator(SeqTask):
         refs = [[r] for r in batch["target_text"]]
         self.test_bleu.update(hyps, refs)
         self.test_chrf.update(hyps, refs)
-        self._test_pairs.extend(zip(hyps, batch["target_text"], strict=True))
+        self._test_pairs.extend(zip(batch["indices"].tolist(), hyps, batch["target_text"], strict=True))
         self.log("test/bleu", self.test_bleu, on_step=False, on_epoch=True)
         self.log("test/chrf", self.test_chrf, on_step=False, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
-        if self._test_pairs and self.trainer.is_global_zero:
-            hyps, refs = zip(*self._test_pairs, strict=True)
-            report = corpus_scores(list(hyps), list(refs))
-            rank_zero_info(f"test (this rank's {len(hyps)} sentences, greedy): {report['line']}")
-        self._test_pairs = []
+        pairs, self._test_pairs = self._test_pairs, []
+        world = self.trainer.world_size
+        if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            shares: list[Any] = [None] * world
+            torch.distributed.all_gather_object(shares, pairs)
+            pairs = [pair for share in shares for pair in share]
+        if pairs and self.trainer.is_global_zero:
+            hyps, refs = gathered_corpus(pairs)
+            report = corpus_scores(hyps, refs)
+            rank_zero_info(f"test ({len(hyps)} sentences, all ranks, greedy): {report['line']}")
 
     # ---- artefacts ----------------------------------------------------------------------------------
     def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
@@ -333,6 +349,17 @@ class Seq2SeqTranslator(SeqTask):
             "target_language": datamodule.target_language,
             "max_source_length": datamodule.max_source_length,
         }
+
+
+def gathered_corpus(pairs: list[tuple[int, str, str]]) -> tuple[list[str], list[str]]:
+    """(row index, hypothesis, reference) triples from every rank → the test set once, in row order.
+
+    A distributed sampler pads the ranks' shares to equal length by repeating rows; the row index keeps
+    each sentence once, so corpus BLEU is over exactly the test set.
+    """
+    unique = {index: (hyp, ref) for index, hyp, ref in pairs}
+    ordered = [unique[index] for index in sorted(unique)]
+    return [hyp for hyp, _ in ordered], [ref for _, ref in ordered]
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
@@ -354,13 +381,14 @@ def attention_figure(weights: Tensor, source: list[str], target: list[str]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    source_labels, target_labels = [plot_label(t) for t in source], [plot_label(t) for t in target]
     fig, ax = plt.subplots(figsize=(1.5 + 0.4 * len(source), 1.2 + 0.35 * len(target)))
     ax.imshow(weights.numpy(), cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
-    ax.set_yticks(range(len(target)), target)
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
-    with warnings.catch_warnings():  # Devanagari glyphs may be missing from the default font
+    ax.set_xticks(range(len(source)), source_labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(target)), target_labels)
+    ax.set_xlabel("source" + (" (transliterated)" if source_labels != list(source) else ""))
+    ax.set_ylabel("output" + (" (transliterated)" if target_labels != list(target) else ""))
+    with warnings.catch_warnings():  # glyphs of other scripts may still be missing
         warnings.simplefilter("ignore")
         fig.tight_layout()
     return fig

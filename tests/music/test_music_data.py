@@ -70,14 +70,25 @@ def test_bach_chorales_prepare_is_cached_and_split_by_piece(isolated_env: Path) 
     assert torch.equal(batch["inputs"][row, 1:], batch["targets"][row, :-1])
 
 
+# pieces and frames (train, validation, test) of the standard splits, as Boulanger-Lewandowski et al. 2012
+# published them; the pitch range is the training split's
+STANDARD_SPLITS = {
+    "jsb_chorales": ((229, 76, 77), (13_807, 4_602, 4_725), [43, 96]),
+    "nottingham": ((694, 173, 170), (176_561, 45_513, 44_463), [31, 93]),
+    "musedata": ((524, 135, 124), (245_202, 82_755, 64_339), [21, 96]),
+    "piano_midi": ((87, 12, 25), (75_911, 8_540, 19_036), [21, 108]),
+}
+
+
 @pytest.mark.realdata
 @requires_real_data
-def test_jsb_chorales_counts() -> None:
-    dm = PianoRollDataModule("jsb_chorales")
+@pytest.mark.parametrize("dataset", sorted(STANDARD_SPLITS))
+def test_standard_split_counts(dataset: str) -> None:
+    dm = PianoRollDataModule(dataset)
     dm.setup("fit")
     dm.setup("test")
-    pieces = {s: len(dm._splits[s]) for s in ("train", "validation", "test")}
-    frames = {s: sum(dm._splits[s]["length"]) for s in ("train", "validation", "test")}
-    assert pieces == {"train": 229, "validation": 76, "test": 77}
-    assert frames == {"train": 13_807, "validation": 4_602, "test": 4_725}
-    assert dm.prepared["pitch_range"] == [43, 96]
+    splits = ("train", "validation", "test")
+    pieces, frames, pitch_range = STANDARD_SPLITS[dataset]
+    assert tuple(len(dm._splits[s]) for s in splits) == pieces
+    assert tuple(sum(dm._splits[s]["length"]) for s in splits) == frames
+    assert dm.prepared["pitch_range"] == pitch_range

@@ -198,3 +198,26 @@ def test_span_f1_equals_seqeval_on_a_trained_models_conll_predictions(tmp_path: 
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
     for kind in metric.types:
         assert float(ours[f"f1/{kind}"]) == pytest.approx(100 * report[kind]["f1-score"], abs=1e-4), kind
+
+
+def test_step_decay_settings_are_checked() -> None:
+    from seqtasks.encoders import LSTMEncoder
+    from seqtasks.tasks import TokenTagger
+
+    def make(**kwargs: object) -> TokenTagger:
+        return TokenTagger(
+            vocab_size=10,
+            char_vocab_size=10,
+            labels=["O", "B-PER", "I-PER"],
+            encoder=lambda width: LSTMEncoder(width, hidden_size=4),
+            **kwargs,
+        )
+
+    with pytest.raises(ValueError, match="step_decay_start is for adam"):
+        make(optimizer="sgd", step_decay_start=3)
+    with pytest.raises(ValueError, match=r"step_decay must be in \(0, 1\]"):
+        make(step_decay=0.0)
+    with pytest.raises(ValueError, match="step_decay_start must be >= 0"):
+        make(step_decay_start=-1)
+    tagger = make(lr=0.01, step_decay=0.5, step_decay_start=2)
+    assert [tagger.learning_rate(e) for e in range(5)] == pytest.approx([0.01, 0.01, 0.005, 0.0025, 0.00125])

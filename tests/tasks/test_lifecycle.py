@@ -40,6 +40,7 @@ def tiny_config(
     cell: str = "GRUEncoder",
     max_epochs: int = 1,
     dropout: float = 0.3,
+    step_decay_start: int | None = None,
 ) -> list[str]:
     """CLI arguments of a tiny run (embedding 16, hidden 16) whose checkpoints land in ``root``."""
     config = {
@@ -66,6 +67,7 @@ def tiny_config(
                 "embedding_dropout": dropout,
                 "dropout": dropout,
                 "lr": 0.01,
+                "step_decay_start": step_decay_start,
                 "encoder": {
                     "class_path": f"seqtasks.encoders.{cell}",
                     "init_args": {"hidden_size": 16, "bidirectional": True},
@@ -100,15 +102,17 @@ def build(args: list[str]) -> Any:
 
 
 class StepLosses(pl.Callback):
-    """The training loss of every optimizer step, by global step."""
+    """The training loss of every optimizer step, by global step, and the learning rate of each epoch."""
 
     def __init__(self) -> None:
         self.losses: dict[int, float] = {}
+        self.rates: dict[int, float] = {}
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int
     ) -> None:
         self.losses[trainer.global_step] = float(outputs["loss"])
+        self.rates[trainer.current_epoch] = trainer.optimizers[0].param_groups[0]["lr"]
 
 
 class SnapshotAtTrainStart(pl.Callback):
@@ -179,25 +183,33 @@ def test_fit_checkpoint_load_gives_the_same_predictions(
     assert all(label in {"neg", "pos"} and 0.5 <= prob <= 1.0 for label, prob, _ in got)
 
 
-def test_resume_repeats_the_losses_of_an_uninterrupted_run(tiny_reviews: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("step_decay_start", [None, 1])
+def test_resume_repeats_the_losses_of_an_uninterrupted_run(
+    tiny_reviews: Path, tmp_path: Path, step_decay_start: int | None
+) -> None:
     """3 epochs in one go == 1 epoch, then ``fit(ckpt_path=last)`` for epochs 2-3: the same step losses.
 
     With dropout > 0 this holds only because SeqTask re-seeds the RNG from (seed, epoch, rank) at each
     epoch start (Lightning does not restore the RNG state) and the batch order depends only on
     (seed, epoch). It also needs the optimizer state and the step/epoch counters restored by the resume.
+    With a step-decay schedule the resumed epochs run at the schedule's rates too.
     """
-    full = build(tiny_config(tmp_path / "full", tiny_reviews, max_epochs=3))
+
+    def config(root: Path, epochs: int) -> list[str]:
+        return tiny_config(root, tiny_reviews, max_epochs=epochs, step_decay_start=step_decay_start)
+
+    full = build(config(tmp_path / "full", 3))
     full_losses = StepLosses()
     full.trainer.callbacks.append(full_losses)
     full.trainer.fit(full.model, datamodule=full.datamodule)
 
-    first = build(tiny_config(tmp_path / "split", tiny_reviews, max_epochs=1))
+    first = build(config(tmp_path / "split", 1))
     first_losses = StepLosses()
     first.trainer.callbacks.append(first_losses)
     first.trainer.fit(first.model, datamodule=first.datamodule)
     last = first.trainer.checkpoint_callback.last_model_path
 
-    rest = build(tiny_config(tmp_path / "split", tiny_reviews, max_epochs=3))
+    rest = build(config(tmp_path / "split", 3))
     rest_losses = StepLosses()
     rest.trainer.callbacks.append(rest_losses)
     rest.trainer.fit(rest.model, datamodule=rest.datamodule, ckpt_path=last)
@@ -208,6 +220,9 @@ def test_resume_repeats_the_losses_of_an_uninterrupted_run(tiny_reviews: Path, t
     assert sorted(resumed) == sorted(full_losses.losses) == list(range(1, 3 * steps_per_epoch + 1))
     for step, loss in full_losses.losses.items():
         assert resumed[step] == pytest.approx(loss, rel=1e-6, abs=1e-7), f"step {step}"
+    expected = [0.01, 0.01, 0.01] if step_decay_start is None else [0.01, 0.005, 0.0025]
+    assert [full_losses.rates[e] for e in range(3)] == pytest.approx(expected)
+    assert [rest_losses.rates[e] for e in (1, 2)] == pytest.approx(expected[1:])
     # and the check can tell: the epochs' losses are not all alike
     assert len({round(v, 6) for v in full_losses.losses.values()}) > steps_per_epoch
 
@@ -367,3 +382,41 @@ def test_fine_tune_recipe_through_the_cli(
     assert len(shared) > 10
     for new, before in shared:
         assert torch.equal(state["embedding.weight"][new], old["embedding.weight"][before])
+
+
+class ConstantMetric(pl.Callback):
+    """Logs the same ``flat`` value every validation: the first epoch is the best and stays the best."""
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        pl_module.log("flat", 1.0)
+
+
+@pytest.mark.parametrize("best_and_last", [False, True])
+def test_last_checkpoint_holds_the_latest_epoch(
+    tiny_reviews: Path, tmp_path: Path, best_and_last: bool
+) -> None:
+    """Lightning's own ModelCheckpoint leaves ``last.ckpt`` at the best epoch once the metric stops
+    improving (it writes it only with a top-k save); BestAndLastCheckpoint keeps it at the latest epoch,
+    which is what ``fit --ckpt_path last.ckpt`` must resume from."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from seqtasks.callbacks import BestAndLastCheckpoint
+
+    cls = BestAndLastCheckpoint if best_and_last else ModelCheckpoint
+    built = build(tiny_config(tmp_path / "run", tiny_reviews, max_epochs=3))
+    checkpoint = cls(dirpath=tmp_path / "ckpt", monitor="flat", mode="max", save_last=True, filename="best")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        callbacks=[ConstantMetric(), checkpoint],
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(built.model, datamodule=built.datamodule)
+    best = torch.load(checkpoint.best_model_path, weights_only=True)
+    last = torch.load(checkpoint.last_model_path, weights_only=True)
+    assert best["epoch"] == 0
+    assert last["epoch"] == (2 if best_and_last else 0)
+    assert last["global_step"] == (trainer.global_step if best_and_last else best["global_step"])

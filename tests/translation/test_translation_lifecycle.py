@@ -107,3 +107,34 @@ def test_fit_then_translate_from_checkpoint_alone(tmp_path: Path, monkeypatch: p
     assert out.returncode == 0, out.stderr
     assert target.read_text(encoding="utf-8").splitlines() == expected_beam
     assert "nrefs:1" in out.stderr and "BLEU" in out.stderr  # the sacreBLEU signature
+
+
+def test_gathered_test_corpus_counts_each_sentence_once_in_row_order() -> None:
+    """Ranks' shares, with the distributed sampler's padding repeating row 0, become the test set once."""
+    from seqtasks.tasks.translation import gathered_corpus
+
+    rank0 = [(2, "h2", "r2"), (0, "h0", "r0")]
+    rank1 = [(1, "h1", "r1"), (0, "h0", "r0")]  # padding: row 0 again
+    assert gathered_corpus(rank0 + rank1) == (["h0", "h1", "h2"], ["r0", "r1", "r2"])
+
+
+def test_devanagari_labels_are_transliterated_when_no_font_draws_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seqtasks import plots
+    from seqtasks.tasks.translation import attention_figure
+
+    assert plots.transliterate_devanagari("आप कैसे हैं?") == "āpa kaise haiṁ?"
+    assert plots.transliterate_devanagari("मैं तुमसे प्यार करती हूँ।") == "maiṁ tumase pyāra karatī hūm̐."
+    assert (
+        plots.transliterate_devanagari("\u095b\u093f\u0902\u0926\u0917\u0940 ९") == "ziṁdagī 9"
+    )  # ज़ precomposed
+    assert plots.transliterate_devanagari("▁car </s>") == "▁car </s>"
+
+    monkeypatch.setattr(plots, "font_has", lambda char: False)
+    figure = attention_figure(torch.full((2, 2), 0.5), ["▁a", "▁car"], ["▁कार", "</s>"])
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["▁kāra", "</s>"]
+    assert axes.get_ylabel() == "output (transliterated)" and axes.get_xlabel() == "source"
+    monkeypatch.setattr(plots, "font_has", lambda char: True)
+    assert plots.plot_label("▁कार") == "▁कार"
