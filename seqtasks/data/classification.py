@@ -44,30 +44,9 @@ class TextClassificationDataModule(RecurrentDataModule):
         min_freq: int = 2,
         max_vocab_size: int | None = 30_000,
         lowercase: bool = True,
-        streaming: bool = False,
-        batch_size: int = 32,
-        train_split: str = "train",
-        validation_split: str = "validation",
-        validation_fraction: float = 0.1,
-        test_split: str | None = "test",
-        seed: int = 42,
-        pool_batches: int = 50,
-        shuffle_buffer: int = 10_000,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            dataset,
-            streaming=streaming,
-            batch_size=batch_size,
-            train_split=train_split,
-            validation_split=validation_split,
-            validation_fraction=validation_fraction,
-            test_split=test_split,
-            seed=seed,
-            pool_batches=pool_batches,
-            shuffle_buffer=shuffle_buffer,
-            num_workers=num_workers,
-        )
+        super().__init__(dataset, **kwargs)
         if labels is not None and label_values is not None and len(labels) != len(label_values):
             raise ValueError(
                 f"labels and label_values must have the same length, "

@@ -154,30 +154,9 @@ class TokenTaggingDataModule(RecurrentDataModule):
         min_freq: int = 1,
         max_word_length: int = 20,
         word_vectors: str | None = None,
-        streaming: bool = False,
-        batch_size: int = 32,
-        train_split: str = "train",
-        validation_split: str = "validation",
-        validation_fraction: float = 0.1,
-        test_split: str | None = "test",
-        seed: int = 42,
-        pool_batches: int = 50,
-        shuffle_buffer: int = 10_000,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            dataset,
-            streaming=streaming,
-            batch_size=batch_size,
-            train_split=train_split,
-            validation_split=validation_split,
-            validation_fraction=validation_fraction,
-            test_split=test_split,
-            seed=seed,
-            pool_batches=pool_batches,
-            shuffle_buffer=shuffle_buffer,
-            num_workers=num_workers,
-        )
+        super().__init__(dataset, **kwargs)
         if labels is not None and (len(set(labels)) != len(labels) or "O" not in labels):
             raise ValueError(f"labels must be distinct and include 'O', got {labels}")
         if min_freq < 1 or max_word_length < 1:

@@ -80,6 +80,8 @@ class TranslationDataModule(RecurrentDataModule):
         min_frequency: a BPE merge needs at least this many occurrences.
         max_source_length: keep at most this many source subwords (``</s>`` included).
         max_target_length: keep at most this many target subwords in training (``<s>``, ``</s>`` apart).
+        batch_size: sentence pairs per batch.
+        validation_fraction: share of the training split held out when the dataset has no validation split.
         **kwargs: see :class:`RecurrentDataModule` (streaming, batch size, splits, seed...).
     """
 
@@ -94,30 +96,11 @@ class TranslationDataModule(RecurrentDataModule):
         min_frequency: int = 2,
         max_source_length: int = 100,
         max_target_length: int = 100,
-        streaming: bool = False,
         batch_size: int = 64,
-        train_split: str = "train",
-        validation_split: str = "validation",
         validation_fraction: float = 0.05,
-        test_split: str | None = "test",
-        seed: int = 42,
-        pool_batches: int = 50,
-        shuffle_buffer: int = 10_000,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            dataset,
-            streaming=streaming,
-            batch_size=batch_size,
-            train_split=train_split,
-            validation_split=validation_split,
-            validation_fraction=validation_fraction,
-            test_split=test_split,
-            seed=seed,
-            pool_batches=pool_batches,
-            shuffle_buffer=shuffle_buffer,
-            num_workers=num_workers,
-        )
+        super().__init__(dataset, batch_size=batch_size, validation_fraction=validation_fraction, **kwargs)
         if source_language == target_language:
             raise ValueError(f"source_language and target_language are both {source_language!r}")
         if subword_vocab_size < len(SPECIAL_TOKENS) + 1:
