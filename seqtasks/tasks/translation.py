@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from seqtasks.data.translation import BOS_INDEX, EOS_INDEX, load_tokenizer
 from seqtasks.encoders.base import RecurrentEncoder, require_unidirectional
+from seqtasks.metrics import CorpusBLEU, CorpusChrF
 from seqtasks.nn.attention import Attention, AttentionKind
 from seqtasks.nn.decoding import beam_search, greedy_search
 from seqtasks.plots import log_figure, plot_label
@@ -120,10 +121,8 @@ class Seq2SeqTranslator(SeqTask):
         self.train_loss = torchmetrics.MeanMetric()
         self.val_loss = torchmetrics.MeanMetric()
         self.test_loss = torchmetrics.MeanMetric()
-        from torchmetrics.text import CHRFScore, SacreBLEUScore
-
-        self.val_bleu, self.test_bleu = SacreBLEUScore(), SacreBLEUScore()
-        self.val_chrf, self.test_chrf = CHRFScore(), CHRFScore()
+        self.val_bleu, self.test_bleu = CorpusBLEU(), CorpusBLEU()
+        self.val_chrf, self.test_chrf = CorpusChrF(), CorpusChrF()
         self._decoded = 0
         self._map_batch: dict[str, Any] | None = None
         self._map_batch_final = False

@@ -138,3 +138,19 @@ def test_devanagari_labels_are_transliterated_when_no_font_draws_them(
     assert axes.get_ylabel() == "output (transliterated)" and axes.get_xlabel() == "source"
     monkeypatch.setattr(plots, "font_has", lambda char: True)
     assert plots.plot_label("▁कार") == "▁कार"
+
+
+def test_logged_corpus_scores_agree_with_sacrebleu() -> None:
+    """What W&B shows (val/bleu, val/chrf) is on sacreBLEU's scale and is its BLEU and chrF (not chrF++)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from seqtasks.metrics import CorpusBLEU, CorpusChrF
+
+    refs = ["एक आदमी सड़क पर चल रहा है", "लाल रंग की कार", "दो कुत्ते घास पर खेल रहे हैं", "a red bus on the road"]
+    hyps = ["एक आदमी सड़क पर है", "लाल कार", "दो कुत्ते घास में खेल रहे", "a red bus on a road"]
+    bleu, chrf = CorpusBLEU(), CorpusChrF()
+    for metric in (bleu, chrf):  # in two updates, as batches arrive
+        metric.update(hyps[:2], [[r] for r in refs[:2]])
+        metric.update(hyps[2:], [[r] for r in refs[2:]])
+    assert float(bleu.compute()) == pytest.approx(BLEU().corpus_score(hyps, [refs]).score, abs=1e-3)
+    assert float(chrf.compute()) == pytest.approx(CHRF().corpus_score(hyps, [refs]).score, abs=0.05)
