@@ -25,10 +25,8 @@ HELD_OUT = 12  # validation_fraction 0.125 of it: 84 training rows, 42 per rank,
 TIMEOUT_S = 300
 
 
-def run_ddp(dataset: Path, out: Path) -> dict[str, list[dict]]:
-    """Run the launcher; a hang (ranks waiting on each other) fails at the timeout, killing both ranks."""
-    command = [sys.executable, str(SCRIPT), "--dataset", str(dataset), "--out", str(out), "--modes", *MODES]
-    command += ["--epochs", str(EPOCHS), "--validation-fraction", str(HELD_OUT / TRAIN_ROWS)]
+def launch(command: list[str]) -> None:
+    """Run a two-rank launcher; a hang (ranks waiting on each other) fails at the timeout, killing both."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     # a session of its own, so that a timeout also kills the rank Lightning spawned
     process = subprocess.Popen(
@@ -41,6 +39,12 @@ def run_ddp(dataset: Path, out: Path) -> dict[str, list[dict]]:
         output, _ = process.communicate()
         pytest.fail(f"no result in {TIMEOUT_S}s (ranks waiting on each other?):\n{output[-4000:]}")
     assert process.returncode == 0, output[-4000:]
+
+
+def run_ddp(dataset: Path, out: Path) -> dict[str, list[dict]]:
+    command = [sys.executable, str(SCRIPT), "--dataset", str(dataset), "--out", str(out), "--modes", *MODES]
+    command += ["--epochs", str(EPOCHS), "--validation-fraction", str(HELD_OUT / TRAIN_ROWS)]
+    launch(command)
     records = {}
     for mode in MODES:
         records[mode] = [json.loads((out / mode / f"rank{rank}.json").read_text()) for rank in range(2)]
@@ -91,3 +95,23 @@ def test_each_training_example_once_per_epoch_across_ranks(tiny_reviews: Path, t
     records = run_ddp(tiny_reviews, tmp_path / "out")
     for mode in MODES:
         check_sharding(records[mode], mode)
+
+
+@pytest.mark.slow
+def test_translation_test_set_is_scored_once_across_ranks(tmp_path: Path) -> None:
+    """Two ranks each translate a share of a 25-sentence test set (the sampler pads one share with a
+    repeated row); rank 0 scores the gathered translations: every sentence exactly once, the same
+    translations and BLEU as the model decoding the whole set in one process."""
+    from translation.mt_fixtures import make_tiny_parallel
+
+    dataset = make_tiny_parallel(tmp_path / "mt", sizes=(96, 16, 25))
+    out = tmp_path / "out"
+    script = SCRIPT.parent / "ddp_translate.py"
+    launch([sys.executable, str(script), "--dataset", str(dataset), "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert report["world_size"] == 2 and report["test_rows"] == 25
+    gathered, alone = report["gathered"], report["one_process"]
+    assert gathered["sentences"] == 25
+    assert gathered["hypotheses"] == alone["hypotheses"]
+    assert gathered["bleu"] == pytest.approx(alone["bleu"])
+    assert gathered["chrf"] == pytest.approx(alone["chrf"])

@@ -126,7 +126,8 @@ class Seq2SeqTranslator(SeqTask):
         self._decoded = 0
         self._map_batch: dict[str, Any] | None = None
         self._map_batch_final = False
-        self._test_pairs: list[tuple[str, str]] = []
+        self._test_pairs: list[tuple[int, str, str]] = []
+        self.test_report: dict[str, Any] | None = None  # rank 0's sacreBLEU report of the last test
 
     # ---- the network --------------------------------------------------------------------------------
     def encode(self, source: Tensor, lengths: Tensor) -> dict[str, Any]:
@@ -337,6 +338,7 @@ class Seq2SeqTranslator(SeqTask):
         if pairs and self.trainer.is_global_zero:
             hyps, refs = gathered_corpus(pairs)
             report = corpus_scores(hyps, refs)
+            self.test_report = {"sentences": len(hyps), "hypotheses": hyps, **report}
             rank_zero_info(f"test ({len(hyps)} sentences, all ranks, greedy): {report['line']}")
 
     # ---- artefacts ----------------------------------------------------------------------------------
