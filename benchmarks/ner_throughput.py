@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
         if cli.config["trainer"].get("gradient_clip_algorithm") not in (None, "norm"):
             sys.exit("the plain loop clips by norm; this recipe clips otherwise")
         datamodule.setup("fit")
+        if getattr(datamodule, "word_vectors", None):  # what the task's setup("fit") does, done once here
+            template.artefacts = template.collect_artefacts(datamodule)  # so both paths start alike
+            template.load_word_vectors(datamodule.word_vectors)
+            template._vectors_loaded = True
         to_device = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
         batches = [to_device(b) for b in itertools.islice(datamodule.train_dataloader(), args.batches)]
         if len(batches) < args.batches:
