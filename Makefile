@@ -52,7 +52,7 @@ format: install ## ruff format and autofix
 	$(BIN)/ruff format seqtasks tests benchmarks
 	$(BIN)/ruff check --fix seqtasks tests benchmarks
 
-bench: install ## throughput benchmarks (print tables; run on an otherwise idle machine)
+bench: install $(NER_VECTORS) ## throughput benchmarks (print tables; run on an otherwise idle machine)
 	$(BIN)/python benchmarks/encoder_paths.py
 	$(BIN)/python benchmarks/sentiment_throughput.py
 	$(BIN)/python benchmarks/ner_throughput.py
