@@ -20,7 +20,6 @@ pass, timed alone on the step's own emissions) and the process's peak resident m
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import os
@@ -33,7 +32,16 @@ from pathlib import Path
 
 import torch
 import yaml
-from sentiment_throughput import Run, build_cli, loader_seconds, machine_line, quiet, run_pipeline, sync
+from sentiment_throughput import (
+    Run,
+    build_cli,
+    loader_seconds,
+    machine_line,
+    parse_options,
+    quiet,
+    run_pipeline,
+    sync,
+)
 
 from seqtasks.data.sources import DATA_DIR_ENV, resolve
 
@@ -116,16 +124,7 @@ def check_data(recipe: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=60, help="training batches per run (N)")
-    parser.add_argument("--repeats", type=int, default=3, help="pipeline/plain pairs (medians reported)")
-    parser.add_argument(
-        "--warmup", type=int, default=5, help="first batches of each run left out of the timing"
-    )
-    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the recipe (default: ner-conll2003)")
-    args = parser.parse_args(argv)
-    if args.repeats < 1 or not 0 <= args.warmup < args.batches:
-        parser.error("need --repeats >= 1 and 0 <= --warmup < --batches")
+    args = parse_options(__doc__, RECIPE, argv)
     check_data(args.recipe)
     quiet()
 

@@ -207,17 +207,23 @@ def machine_line(device: torch.device) -> str:
     return " · ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_options(description: str, recipe: Path, argv: list[str] | None) -> argparse.Namespace:
+    """The options both pipeline-vs-plain benchmarks take (batches, repeats, warm-up, recipe), checked."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=60, help="training batches per run (N)")
     parser.add_argument("--repeats", type=int, default=3, help="pipeline/plain pairs (medians reported)")
     parser.add_argument(
         "--warmup", type=int, default=5, help="first batches of each run left out of the timing"
     )
-    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the recipe (default: sentiment-imdb)")
+    parser.add_argument("--recipe", type=Path, default=recipe, help=f"the recipe (default: {recipe.stem})")
     args = parser.parse_args(argv)
     if args.repeats < 1 or not 0 <= args.warmup < args.batches:
         parser.error("need --repeats >= 1 and 0 <= --warmup < --batches")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_options(__doc__, RECIPE, argv)
     check_data(args.recipe)
     quiet()
 
