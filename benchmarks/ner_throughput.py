@@ -40,6 +40,7 @@ from sentiment_throughput import (
     parse_options,
     quiet,
     run_pipeline,
+    run_plain,
     sync,
 )
 
@@ -59,31 +60,10 @@ def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
 
 
-def run_plain(template, batches, device, clip, warmup: int, crf_times: list[float] | None = None) -> Run:
-    model = copy.deepcopy(template).to(device)
-    model.train()
-    optimizer = make_optimizer(model)
-    torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)) * 1_000_003)
-    losses = []
-    sync(device)
-    start = time.perf_counter()
-    for index, batch in enumerate(batches):
-        if index == warmup:
-            sync(device)
-            start = time.perf_counter()
-        scores = model(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
-        mask = model._mask(batch["lengths"], scores.size(1))
-        loss = model.loss(scores, batch["tags"], mask)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        losses.append(loss.detach())
-    sync(device)
-    seconds = time.perf_counter() - start
-    tokens = [int(batch["lengths"].sum()) for batch in batches]
-    return Run(tokens, [float(x) for x in losses], seconds, warmup)
+def tagging_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The task's training loss (CRF negative log-likelihood or softmax) of one batch."""
+    scores = model(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+    return model.loss(scores, batch["tags"], model._mask(batch["lengths"], scores.size(1)))
 
 
 def crf_share(template, batches, device, warmup: int) -> tuple[float, float]:
@@ -146,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         if len(batches) < args.batches:
             sys.exit(f"the training loader has only {len(batches)} batches; lower --batches")
 
-        run_plain(template, batches, device, clip, args.warmup)  # untimed: first calls at each shape
+        plain = lambda: run_plain(template, batches, device, clip, args.warmup, tagging_loss, make_optimizer)  # noqa: E731
+        plain()  # untimed: first calls at each shape
         runs: dict[str, list[Run]] = {"pipeline": [], "plain": []}
         loader: list[float] = []
         for repeat in range(args.repeats):
@@ -155,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                 if path == "pipeline":
                     runs[path].append(run_pipeline(cli, template, args.warmup))
                 else:
-                    runs[path].append(run_plain(template, batches, device, clip, args.warmup))
+                    runs[path].append(plain())
             loader.append(loader_seconds(datamodule, args.batches, args.warmup))
         step_seconds, crf_seconds = crf_share(template, batches, device, args.warmup)
 

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +132,27 @@ def run_pipeline(cli: Any, template: pl.LightningModule, warmup: int) -> Run:
     return Run(tokens, [float(x) for x in timer.losses], timer.end - timer.start, warmup)
 
 
+def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch["tokens"], batch["lengths"]), batch["labels"])
+
+
+def adamw(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+
+
 def run_plain(
     template: nn.Module,
     batches: list[dict[str, torch.Tensor]],
     device: torch.device,
     clip: float | None,
     warmup: int,
+    loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor] = classification_loss,
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer] = adamw,
 ) -> Run:
+    """A fresh copy of ``template`` trained on ``batches`` in a plain loop: loss, backward, clip, step."""
     model = copy.deepcopy(template).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=template.lr, weight_decay=template.weight_decay)
+    optimizer = make_optimizer(model)
     # SeqTask.on_train_epoch_start seeds epoch 0 of rank 0 this way; same seed, same dropout masks.
     torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)) * 1_000_003)
     losses = []
@@ -150,8 +162,7 @@ def run_plain(
         if index == warmup:
             sync(device)
             start = time.perf_counter()
-        logits = model(batch["tokens"], batch["lengths"])
-        loss = nn.functional.cross_entropy(logits, batch["labels"])
+        loss = loss_of(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip is not None:

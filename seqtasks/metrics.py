@@ -137,7 +137,8 @@ class CorpusBLEU(SacreBLEUScore):
     """Corpus BLEU as sacreBLEU computes it (13a tokenisation, one reference), on sacreBLEU's 0–100 scale.
 
     torchmetrics' states are n-gram counts, summed across ranks, so the score is the corpus score of
-    every rank's sentences together.
+    every rank's sentences together (under DDP, including the rows a distributed sampler repeats to even
+    out the shares; the test report the translator prints counts each sentence once).
     """
 
     def compute(self) -> Tensor:
