@@ -14,7 +14,7 @@ Both paths get the same weights and the same batch; each model takes its warm-up
 measurement, the order of the two paths alternates between repeats, and each number is the median over
 repeats.
 
-The from-scratch ElmanRNNEncoder (a Python loop per time step), when ``seqtasks.encoders`` exports it,
+The from-scratch ElmanEncoder (a Python loop per time step), when ``seqtasks.encoders`` exports it,
 is timed at a smaller size next to RNNEncoder at that size, as a reference for what the loop costs.
 """
 
@@ -101,11 +101,11 @@ def measure_paths(case: Case, args: argparse.Namespace) -> dict[str, float]:
 
 
 def measure_loop_reference(args: argparse.Namespace) -> tuple[Case, float, float] | None:
-    """ElmanRNNEncoder vs RNNEncoder (padded) at a small size; None when ElmanRNNEncoder is not exported."""
-    elman = getattr(encoders, "ElmanRNNEncoder", None)
+    """ElmanEncoder vs RNNEncoder (padded) at a small size; None when ElmanEncoder is not exported."""
+    elman = getattr(encoders, "ElmanEncoder", None)
     if elman is None:
         return None
-    case = Case("ElmanRNNEncoder", hidden=64, ragged=True, input_size=32, time=64)
+    case = Case("ElmanEncoder", hidden=64, ragged=True, input_size=32, time=64)
     inputs, lengths = make_batch(case, args.seed)
     kwargs = {"variable_length": "padded"} if "variable_length" in inspect.signature(elman).parameters else {}
     models = {
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {rates['pack']:,.0f} | {rates['padded']:,.0f} | {ratio:.2f} |"
         )
     reference = measure_loop_reference(args)
-    loop_note = "ElmanRNNEncoder not exported: loop reference skipped"
+    loop_note = "ElmanEncoder not exported: loop reference skipped"
     if reference is not None:
         case, loop_rate, fused_rate = reference
         lines.append(
@@ -175,12 +175,10 @@ def main(argv: list[str] | None = None) -> None:
             f"| {case.lengths_label} | — | {fused_rate:,.0f} | — |"
         )
         lines.append(
-            f"| ElmanRNNEncoder (Python loop) | {case.input_size} | {case.hidden} | {case.time} "
+            f"| ElmanEncoder (Python loop) | {case.input_size} | {case.hidden} | {case.time} "
             f"| {case.lengths_label} | — | {loop_rate:,.0f} | — |"
         )
-        loop_note = (
-            f"ElmanRNNEncoder's loop is {fused_rate / loop_rate:.1f}× slower than the fused RNNEncoder"
-        )
+        loop_note = f"ElmanEncoder's loop is {fused_rate / loop_rate:.1f}× slower than the fused RNNEncoder"
     print("\n".join(lines))
     print(
         f"\npadded/pack: median {statistics.median(ratios):.2f} "

@@ -9,9 +9,10 @@ Run on an otherwise idle machine, with the data directory that holds ``conll2003
 
 The method is that of ``sentiment_throughput.py`` (whose timer and helpers it reuses): the recipe's model
 and datamodule built by the ``seqtasks`` CLI; **pipeline** = ``Trainer.fit`` with the recipe's DataLoader,
-task metrics and logging; **plain** = a fresh copy of the same initial model with the recipe's optimizer
-(AdamW, or SGD with momentum) and gradient clipping, on the same batches pre-collated in a list:
-forward → loss (CRF negative log-likelihood or softmax) → backward → clip → step. Both count real tokens
+task metrics and logging; **plain** = a fresh copy of the same initial network (``task.network``, a plain
+:class:`~seqtasks.networks.tagger.TaggerNetwork`) with the recipe's optimizer (the task's ``optimizer``
+callable) and gradient clipping, on the same batches pre-collated in a list: forward → loss (CRF negative
+log-likelihood or softmax) → backward → clip → step. Both count real tokens
 over the same timed batches; the per-batch losses are compared to show both trained the same way.
 
 It also prints the CRF's share of a plain training step (the CRF's forward algorithm and its backward
@@ -39,34 +40,27 @@ from sentiment_throughput import (
     machine_line,
     parse_options,
     quiet,
+    recipe_optimizer,
     run_pipeline,
     run_plain,
     sync,
 )
 
 from seqtasks.data.sources import DATA_DIR_ENV, resolve
+from seqtasks.networks.tagger import TaggerNetwork
+from seqtasks.training import recipe_chain
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ner-conll2003.yaml"
 TARGET_RATIO = 0.9
 
 
-def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The task's own optimizer settings (its scheduler only steps per epoch, so it is left out)."""
-    hp = model.hparams
-    if hp.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+def tagging_loss(network: TaggerNetwork, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The network's training loss (CRF negative log-likelihood or softmax) of one batch."""
+    scores = network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+    return network.loss(scores, batch["tags"], network.mask(batch["lengths"], scores.size(1)))
 
 
-def tagging_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The task's training loss (CRF negative log-likelihood or softmax) of one batch."""
-    scores = model(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
-    return model.loss(scores, batch["tags"], model._mask(batch["lengths"], scores.size(1)))
-
-
-def crf_share(template, batches, device, warmup: int) -> tuple[float, float]:
+def crf_share(template: TaggerNetwork, batches, device, warmup: int) -> tuple[float, float]:
     """Seconds of whole plain steps and of their CRF part (forward algorithm + backward), same batches."""
     model = copy.deepcopy(template).to(device)
     model.train()
@@ -77,7 +71,7 @@ def crf_share(template, batches, device, warmup: int) -> tuple[float, float]:
         sync(device)
         t0 = time.perf_counter()
         scores = model(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
-        mask = model._mask(batch["lengths"], scores.size(1))
+        mask = model.mask(batch["lengths"], scores.size(1))
         model.loss(scores, batch["tags"], mask).backward()
         sync(device)
         t1 = time.perf_counter()
@@ -98,7 +92,10 @@ def check_data(recipe: Path) -> None:
         sys.exit(
             f"{DATA_DIR_ENV} is not set to a directory: point it at the data directory that holds conll2003."
         )
-    dataset = yaml.safe_load(recipe.read_text())["data"]["init_args"]["dataset"]
+    config: dict = {}
+    for path in recipe_chain(recipe):  # the dataset may be named by a recipe this one builds on
+        config.update(yaml.safe_load(Path(path).read_text()) or {})
+    dataset = config["data"]["init_args"]["dataset"]
     if resolve(dataset).kind != "local":
         sys.exit(f"{DATA_DIR_ENV}={data_dir!r} holds no local copy of {dataset!r} (looked for conll2003).")
 
@@ -110,23 +107,23 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="ner-throughput-") as root_dir:
         cli = build_cli(args, root_dir)
-        template = cli.model
+        template = cli.model  # the Lightning task, for the pipeline; the plain loop trains its network
         datamodule = cli.datamodule
         device = cli.trainer.strategy.root_device
         clip = cli.config["trainer"]["gradient_clip_val"]
         if cli.config["trainer"].get("gradient_clip_algorithm") not in (None, "norm"):
             sys.exit("the plain loop clips by norm; this recipe clips otherwise")
         datamodule.setup("fit")
-        if getattr(datamodule, "word_vectors", None):  # what the task's setup("fit") does, done once here
-            template.artefacts = template.collect_artefacts(datamodule)  # so both paths start alike
-            template.load_word_vectors(datamodule.word_vectors)
-            template._vectors_loaded = True
+        if template.word_vectors:  # what the task's setup("fit") does, so that both paths start alike
+            template.artefacts = datamodule.artefacts()  # (the pipeline's setup loads the same rows again)
+            template.load_word_vectors(template.word_vectors)
         to_device = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
         batches = [to_device(b) for b in itertools.islice(datamodule.train_dataloader(), args.batches)]
         if len(batches) < args.batches:
             sys.exit(f"the training loader has only {len(batches)} batches; lower --batches")
 
-        plain = lambda: run_plain(template, batches, device, clip, args.warmup, tagging_loss, make_optimizer)  # noqa: E731
+        network, optimizer = template.network, recipe_optimizer(template)
+        plain = lambda: run_plain(network, batches, device, clip, args.warmup, tagging_loss, optimizer)  # noqa: E731
         plain()  # untimed: first calls at each shape
         runs: dict[str, list[Run]] = {"pipeline": [], "plain": []}
         loader: list[float] = []
@@ -138,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     runs[path].append(plain())
             loader.append(loader_seconds(datamodule, args.batches, args.warmup))
-        step_seconds, crf_seconds = crf_share(template, batches, device, args.warmup)
+        step_seconds, crf_seconds = crf_share(network, batches, device, args.warmup)
 
     reference = runs["plain"][0]
     for path, path_runs in runs.items():

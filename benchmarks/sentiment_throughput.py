@@ -14,15 +14,16 @@ The model and datamodule are the recipe's own, built by the ``seqtasks`` CLI fro
   batches, no validation; a callback times from the start of the first batch after the warm-up to the end
   of the last one, so the window includes the loader's fetching and collation of those batches, the
   task's metrics and logging, and Lightning's loop;
-* **plain**: a fresh copy of the same initial model, AdamW with the recipe's learning rate and weight
-  decay, gradient-norm clipping at the recipe's value, on the same batches, taken once from the
-  datamodule's training loader (same seed, epoch 0) and kept in a list: forward → cross-entropy →
-  backward → clip → step, nothing else.
+* **plain**: a fresh copy of the same initial network (``task.network``, a plain ``nn.Module``: the
+  :class:`~seqtasks.networks.classifier.ClassifierNetwork`), the recipe's optimizer, gradient-norm
+  clipping at the recipe's value, on the same batches, taken once from the datamodule's training loader
+  (same seed, epoch 0) and kept in a list: forward → the network's loss → backward → clip → step,
+  nothing else.
 
 Both count real tokens (the sum of ``lengths``) over the same timed batches. That the two paths saw the same
 batches is checked (each batch's sum of lengths must match) and so is that they trained the same way (the
 per-batch losses are compared; the dropout masks match because the plain loop re-seeds the way
-``SeqTask.on_train_epoch_start`` does). One untimed plain pass over the batches comes first, so that
+``SeqTask.on_train_batch_start`` does). One untimed plain pass over the batches comes first, so that
 neither path pays for the kernels' first call at each batch's padded width; then the order of the two
 paths alternates between repeats. The table reports medians, the ratio pipeline/plain (the target is at
 least 0.9), and how long the pipeline's DataLoader alone takes for the batches inside its timed window.
@@ -51,8 +52,9 @@ import torch
 import yaml
 from torch import nn
 
-from seqtasks.cli import run_lightning
 from seqtasks.data.sources import DATA_DIR_ENV, resolve
+from seqtasks.networks.classifier import ClassifierNetwork
+from seqtasks.training import run_lightning
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sentiment-imdb.yaml"
 TARGET_RATIO = 0.9
@@ -132,12 +134,13 @@ def run_pipeline(cli: Any, template: pl.LightningModule, warmup: int) -> Run:
     return Run(tokens, [float(x) for x in timer.losses], timer.end - timer.start, warmup)
 
 
-def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(batch["tokens"], batch["lengths"]), batch["labels"])
+def classification_loss(network: ClassifierNetwork, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return network.loss(network(batch["tokens"], batch["lengths"]), batch["labels"])
 
 
-def adamw(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+def recipe_optimizer(task: Any) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    """The recipe's optimizer (the task's ``optimizer`` callable), built over a network's parameters."""
+    return lambda network: task.optimizer(network.parameters())
 
 
 def run_plain(
@@ -146,14 +149,15 @@ def run_plain(
     device: torch.device,
     clip: float | None,
     warmup: int,
-    loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor] = classification_loss,
-    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer] = adamw,
+    loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
 ) -> Run:
-    """A fresh copy of ``template`` trained on ``batches`` in a plain loop: loss, backward, clip, step."""
+    """A fresh copy of the network ``template`` trained on ``batches`` in a plain loop: loss, backward,
+    clip, step."""
     model = copy.deepcopy(template).to(device)
     model.train()
     optimizer = make_optimizer(model)
-    # SeqTask.on_train_epoch_start seeds epoch 0 of rank 0 this way; same seed, same dropout masks.
+    # SeqTask.on_train_batch_start seeds epoch 0 of rank 0 this way; same seed, same dropout masks.
     torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)) * 1_000_003)
     losses = []
     sync(device)
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="sentiment-throughput-") as root_dir:
         cli = build_cli(args, root_dir)  # seeds from the recipe's seed_everything, then builds the model
-        template = cli.model
+        template = cli.model  # the Lightning task, for the pipeline; the plain loop trains its network
         datamodule = cli.datamodule
         device = cli.trainer.strategy.root_device
         clip = cli.config["trainer"]["gradient_clip_val"]
@@ -252,10 +256,19 @@ def main(argv: list[str] | None = None) -> None:
         batches = [to_device(b) for b in itertools.islice(datamodule.train_dataloader(), args.batches)]
         if len(batches) < args.batches:
             sys.exit(f"the training loader has only {len(batches)} batches; lower --batches")
+        plain = lambda: run_plain(  # noqa: E731
+            template.network,
+            batches,
+            device,
+            clip,
+            args.warmup,
+            classification_loss,
+            recipe_optimizer(template),
+        )
 
         # One untimed pass first: each batch has its own padded width, and the kernels' first call at a
         # new shape is slower, which would otherwise penalise whichever path runs first.
-        run_plain(template, batches, device, clip, args.warmup)
+        plain()
         runs: dict[str, list[Run]] = {"pipeline": [], "plain": []}
         loader: list[float] = []
         for repeat in range(args.repeats):
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                 if path == "pipeline":
                     runs[path].append(run_pipeline(cli, template, args.warmup))
                 else:
-                    runs[path].append(run_plain(template, batches, device, clip, args.warmup))
+                    runs[path].append(plain())
             loader.append(loader_seconds(datamodule, args.batches, args.warmup))
 
     reference = runs["plain"][0]

@@ -17,8 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from seqtasks.tasks.base import load_task
-from seqtasks.tasks.translation import corpus_scores
+from seqtasks.inference.translation import Translator, corpus_scores
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     data_dir = os.environ.get("SEQTASKS_DATA_DIR")
     if not data_dir:
         raise SystemExit("set SEQTASKS_DATA_DIR to the folder holding en_hi/")
-    model = load_task(options.ckpt)
+    translator = Translator.from_checkpoint(options.ckpt)
     print(f"checkpoint {options.ckpt}; torch threads {torch.get_num_threads()}")
     rows, signatures = [], set()
     for name in options.sets:
@@ -44,7 +43,7 @@ def main() -> None:
             sources, references = sources[: options.limit], references[: options.limit]
         for beam in [int(b) for b in options.beams.split(",")]:
             start = time.perf_counter()
-            hypotheses = model.translate(sources, beam_size=beam, batch_size=options.batch_size)
+            hypotheses = translator.translate(sources, beam=beam, batch_size=options.batch_size)
             seconds = time.perf_counter() - start
             scores = corpus_scores(hypotheses, references)
             signatures.add(scores["line"].split(" | ", 1)[1])

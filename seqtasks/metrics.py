@@ -1,9 +1,9 @@
 """Sequence metrics as torchmetrics Metrics: sum states, so the values are exact across ranks.
 
-:class:`SpanF1` is the entity-level precision/recall/F1 of the CoNLL shared tasks. Chunks are read exactly
-as the official ``conlleval`` script reads them (and seqeval in its default mode): an ``I-X`` after ``O``
-or after another type starts a chunk, and a predicted chunk counts only when its type, start and end all
-match a gold chunk.
+:class:`SpanF1` is the entity-level precision/recall/F1 of the CoNLL shared tasks. Spans are read exactly
+as the official ``conlleval`` script reads them (:func:`seqtasks.tags.spans`; seqeval in its default
+mode): an ``I-X`` after ``O`` or after another type starts a span, and a predicted span counts only when
+its type, start and end all match a gold span. :func:`span_scores` scores whole tagged corpora with it.
 
 :class:`CorpusBLEU` and :class:`CorpusChrF` are translation's corpus scores as sacreBLEU computes them, on
 its 0–100 scale, for validation and test logging (the printed reports use sacreBLEU itself).
@@ -19,44 +19,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.text import CHRFScore, SacreBLEUScore
 
-
-def _parts(tag: str) -> tuple[str, str]:
-    if tag in ("O", "."):
-        return tag, ""
-    prefix, sep, kind = tag.partition("-")
-    return (prefix, kind) if sep else (tag, "")
-
-
-def _end_of_chunk(prev: str, tag: str, prev_type: str, kind: str) -> bool:
-    if prev in ("E", "S"):
-        return True
-    if prev == "B" and tag in ("B", "S", "O"):
-        return True
-    if prev == "I" and tag in ("B", "S", "O"):
-        return True
-    return prev not in ("O", ".") and prev_type != kind
-
-
-def _start_of_chunk(prev: str, tag: str, prev_type: str, kind: str) -> bool:
-    if tag in ("B", "S"):
-        return True
-    if prev in ("E", "S", "O") and tag in ("E", "I"):
-        return True
-    return tag not in ("O", ".") and prev_type != kind
-
-
-def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
-    """``(type, first, last)`` of every chunk in one sentence's tags, read as conlleval reads them."""
-    found = set()
-    prev, prev_type, begin = "O", "", 0
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, kind = _parts(tag)
-        if _end_of_chunk(prev, prefix, prev_type, kind) and prev_type:
-            found.add((prev_type, begin, i - 1))
-        if _start_of_chunk(prev, prefix, prev_type, kind):
-            begin = i
-        prev, prev_type = prefix, kind
-    return found
+from seqtasks.tags import span_types, spans
 
 
 class SpanF1(Metric):
@@ -75,7 +38,7 @@ class SpanF1(Metric):
     def __init__(self, labels: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.labels = list(labels)
-        self.types = sorted({_parts(t)[1] for t in self.labels if _parts(t)[1]})
+        self.types = span_types(self.labels)
         self._type_index = {t: i for i, t in enumerate(self.types)}
         size = len(self.types)
         self.add_state("tp", default=torch.zeros(size, dtype=torch.long), dist_reduce_fx="sum")
@@ -105,7 +68,7 @@ class SpanF1(Metric):
         for p_tags, g_tags in zip(preds, target, strict=True):
             if len(p_tags) != len(g_tags):
                 raise ValueError(f"a sentence has {len(p_tags)} predicted tags but {len(g_tags)} gold tags")
-            p_chunks, g_chunks = chunks(p_tags), chunks(g_tags)
+            p_chunks, g_chunks = set(spans(p_tags)), set(spans(g_tags))
             for counts, found in ((pred, p_chunks), (gold, g_chunks), (tp, p_chunks & g_chunks)):
                 for kind, _, _ in found:
                     if kind not in self._type_index:
@@ -131,6 +94,20 @@ class SpanF1(Metric):
         for kind, value in zip(self.types, per_type, strict=True):
             out[f"f1/{kind}"] = value
         return out
+
+
+def span_scores(
+    predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], labels: Sequence[str] = ()
+) -> dict[str, float]:
+    """Span precision, recall and F1 (percent, and ``f1/<TYPE>``) of tagged sentences against gold ones.
+
+    The types are those of ``labels`` (e.g. the model's tag set) and of the gold tags together, so a
+    corpus with a type the model never predicts scores it as missed rather than failing.
+    """
+    types = sorted(set(span_types(labels)) | {kind for tags in gold for kind, _, _ in spans(tags)})
+    metric = SpanF1(["O"] + [f"B-{kind}" for kind in types])
+    metric.update(predicted, gold)
+    return {name: float(value) for name, value in metric.compute().items()}
 
 
 class CorpusBLEU(SacreBLEUScore):

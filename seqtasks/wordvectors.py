@@ -5,92 +5,43 @@ tagger's tokenizer; a column of token lists is used as it is), normalises words 
 vocabulary does (digits → ``0``, lower-cased when asked), and trains skip-gram with negative sampling
 (:class:`seqtasks.nn.skipgram.SkipGram`): frequent words subsampled, a dynamic window, negatives drawn from
 the unigram distribution raised to 3/4, SparseAdam with a linearly decaying rate. The vectors are written
-in the GloVe text format (``word v1 … vD`` per line), which :func:`read_word_vectors` reads back and
-``TokenTaggingDataModule(word_vectors=...)`` adds to the tagger's vocabulary.
+in the GloVe text format (``word v1 … vD`` per line) by :func:`seqtasks.data.vectors.write_word_vectors`;
+:func:`~seqtasks.data.vectors.read_word_vectors` reads them back, ``TokenTaggingDataModule(word_vectors=...)``
+adds their words to the tagger's vocabulary and ``TokenTagger(word_vectors=...)`` starts its embedding
+rows from them. The command's options are in :mod:`seqtasks.commands.word_vectors`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import tempfile
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from seqtasks.data.errors import DataError
+from seqtasks.data.sources import load_split, resolve
+from seqtasks.data.tagging import normalise_word, tokenize
+from seqtasks.data.vectors import read_word_vectors, write_word_vectors
 from seqtasks.nn.skipgram import SkipGram
 
-
-def read_word_vectors(
-    path: str | os.PathLike, words_only: bool = False
-) -> tuple[list[str], torch.Tensor | None]:
-    """Words and their vectors from a GloVe-style text file (a word2vec ``count dim`` header is skipped).
-
-    Bad input stops with the file and line: a line with no vector, a width that differs from the first
-    line's, a value that is not a number, a word listed twice.
-    """
-    words: list[str] = []
-    rows: list[list[float]] = []
-    seen: set[str] = set()
-    dim = None
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.rstrip("\n").rstrip(" ").split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec text header
-            if len(parts) < 2:
-                raise DataError(str(path), f"line {number}: expected 'word v1 ... vD', got {line[:60]!r}")
-            word, values = parts[0], parts[1:]
-            if dim is None:
-                dim = len(values)
-            elif len(values) != dim:
-                raise DataError(str(path), f"line {number}: {len(values)} values, the first line had {dim}")
-            if word in seen:
-                raise DataError(str(path), f"line {number}: the word {word!r} is listed twice")
-            seen.add(word)
-            words.append(word)
-            if not words_only:
-                try:
-                    rows.append([float(v) for v in values])
-                except ValueError as error:
-                    raise DataError(str(path), f"line {number}: {error}") from None
-    if not words:
-        raise DataError(str(path), "no word vectors in the file")
-    return words, None if words_only else torch.tensor(rows, dtype=torch.float32)
-
-
-def write_word_vectors(path: str | os.PathLike, words: list[str], vectors: torch.Tensor) -> None:
-    """Write GloVe-style text through a temporary file and a rename: never half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for word, row in zip(words, vectors.tolist(), strict=True):
-                handle.write(word + " " + " ".join(f"{v:.5f}" for v in row) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the vectors are an ordinary output file
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+__all__ = [
+    "corpus_sentences",
+    "nearest",
+    "read_word_vectors",
+    "skipgram_pairs",
+    "train_word_vectors",
+    "write_word_vectors",
+]
 
 
 def corpus_sentences(
     dataset: str, column: str, splits: list[str], lowercase: bool = True
 ) -> Iterator[list[str]]:
     """Normalised token lists of one column of a dataset's splits (resolved like recipes' datasets)."""
-    import re
-
-    from seqtasks.data.sources import load_split, resolve
-    from seqtasks.data.tagging import normalise_word, tokenize
-
     resolved = resolve(dataset)
     markup = re.compile(r"<br\s*/?>")
     for split in splits:
@@ -212,52 +163,3 @@ def nearest(words: list[str], vectors: torch.Tensor, query: str, k: int = 5) -> 
     unit = torch.nn.functional.normalize(vectors, dim=1)
     scores = unit @ unit[words.index(query)]
     return [words[i] for i in scores.topk(k + 1).indices.tolist()[1:]]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="seqtasks word-vectors",
-        description="Train skip-gram word vectors on local unlabeled text (GloVe text format out).",
-    )
-    parser.add_argument(
-        "--text",
-        action="append",
-        required=True,
-        metavar="DATASET:COLUMN[:SPLIT,SPLIT]",
-        help="a dataset (local folder, or a name under SEQTASKS_DATA_DIR), its text or tokens column and "
-        "splits (default train); repeat for more corpora",
-    )
-    parser.add_argument("--out", required=True, help="the vectors file to write")
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--window", type=int, default=5)
-    parser.add_argument("--negatives", type=int, default=5)
-    parser.add_argument("--min-count", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--cased", action="store_true", help="keep case (the tagger's lowercase: false)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--show", default="monday,germany,shares,bank", help="words to print neighbours of")
-    options = parser.parse_args(argv)
-    sentences: list[list[str]] = []
-    for spec in options.text:
-        dataset, _, rest = spec.partition(":")
-        column, _, splits = rest.partition(":")
-        if not column:
-            parser.error(f"--text {spec!r}: give DATASET:COLUMN")
-        before = len(sentences)
-        sentences.extend(
-            corpus_sentences(dataset, column, splits.split(",") if splits else ["train"], not options.cased)
-        )
-        print(f"{spec}: {len(sentences) - before:,} texts")
-    words, vectors = train_word_vectors(
-        sentences,
-        dim=options.dim,
-        window=options.window,
-        negatives=options.negatives,
-        min_count=options.min_count,
-        epochs=options.epochs,
-        seed=options.seed,
-    )
-    write_word_vectors(options.out, words, vectors)
-    print(f"wrote {len(words):,} vectors of {options.dim} to {options.out}")
-    for query in filter(None, options.show.split(",")):
-        print(f"  {query}: {', '.join(nearest(words, vectors, query)) or '(not in the vocabulary)'}")

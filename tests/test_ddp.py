@@ -102,7 +102,7 @@ def test_translation_test_set_is_scored_once_across_ranks(tmp_path: Path) -> Non
     """Two ranks each translate a share of a 25-sentence test set (the sampler pads one share with a
     repeated row); rank 0 scores the gathered translations: every sentence exactly once, the same
     translations and BLEU as the model decoding the whole set in one process."""
-    from translation.mt_fixtures import make_tiny_parallel
+    from fixtures.translation import make_tiny_parallel
 
     dataset = make_tiny_parallel(tmp_path / "mt", sizes=(96, 16, 25))
     out = tmp_path / "out"

@@ -19,7 +19,7 @@ of states: the probe then runs it over the whole sequence and measures the input
 :class:`LinearRNNEncoder` (``h⟨t⟩ = ρQ·h⟨t−1⟩ + U·x⟨t⟩`` with ``Q``, ``U`` orthogonal) is the known answer:
 its gradient norm shrinks by exactly ``ρ`` per step, for every row.
 
-Plain torch; no Lightning. The probe works on a float64 copy of the model by default, so a gradient of
+Plain torch; no Lightning. The probe works on a float64 copy of the network by default, so a gradient of
 1e-40 is still a number rather than zero.
 """
 
@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.encoders.base import EncoderOutput, RecurrentEncoder, State
+from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.nn.poolers import LastStatePooler
 
 LossFn = Callable[[Tensor], Tensor]
@@ -162,29 +163,30 @@ def probe_encoder(
 
 
 def probe_classifier(
-    model: nn.Module, tokens: Tensor, labels: Tensor, dtype: torch.dtype = torch.float64
+    network: ClassifierNetwork, tokens: Tensor, labels: Tensor, dtype: torch.dtype = torch.float64
 ) -> GradientProfile:
-    """Probe a :class:`~seqtasks.tasks.classification.SequenceClassifier` on real rows with their labels.
+    """Probe a :class:`~seqtasks.networks.classifier.ClassifierNetwork` on real rows with their labels.
 
     The loss is the cross-entropy of each row's prediction, taken after its last token; ``x`` is the word
-    embedding. Works on an evaluation-mode copy in ``dtype`` (the model itself is untouched), so the
-    answer does not depend on dropout. Needs a :class:`LastStatePooler`: another pooler reads every
-    position, and the gradient at a position would no longer be only what crossed the recurrence.
+    embedding. Works on an evaluation-mode copy of the network in ``dtype`` (the network itself is
+    untouched), so the answer does not depend on dropout. Needs a :class:`LastStatePooler`: another pooler
+    reads every position, and the gradient at a position would no longer be only what crossed the
+    recurrence.
 
     Args:
-        model: the classifier, trained or freshly initialised.
+        network: the classifier's network (``task.network``), trained or freshly initialised.
         tokens: ``(B, T)`` token ids, every row ``T`` real tokens.
         labels: ``(B,)`` class indices.
         dtype: the copy's dtype.
     """
-    if not isinstance(model.pooler, LastStatePooler):
+    if not isinstance(network.pooler, LastStatePooler):
         raise ValueError(
             f"the gradient probe needs a LastStatePooler (the loss must sit at the last position); "
-            f"the model has {type(model.pooler).__name__}"
+            f"the network has {type(network.pooler).__name__}"
         )
-    if tokens.dim() != 2 or bool((tokens == model.pad_index).any()):
+    if tokens.dim() != 2 or bool((tokens == network.pad_index).any()):
         raise ValueError("tokens must be (batch, time) with no padding: probe rows of one length")
-    clone = copy.deepcopy(model).to(dtype=dtype, device="cpu").eval()
+    clone = copy.deepcopy(network).to(dtype=dtype, device="cpu").eval()
     for parameter in clone.parameters():
         parameter.requires_grad_(True)
     embedded = clone.embedding(tokens.cpu())

@@ -8,10 +8,12 @@
         --train-size 30000 --out runs/gradients-exploding
 
 For every model and distance it builds the long-range task (:mod:`seqtasks.analysis.long_range`), trains a
-small unidirectional :class:`~seqtasks.tasks.classification.SequenceClassifier` with a last-state pooler on
-it through a Lightning Trainer, and probes the gradient (:mod:`seqtasks.analysis.gradients`) on test rows
-at initialisation and after training. A "model" is a cell, and for GRU and LSTM one per ``--gate-bias``
-value (``torch`` keeps torch's initialisation). It writes to ``--out``:
+small unidirectional :class:`~seqtasks.tasks.classification.SequenceClassifier` (its network a
+:class:`~seqtasks.networks.classifier.ClassifierNetwork` with a last-state pooler) on it through a Lightning
+Trainer, with AdamW or plain SGD (``--optimizer``), and probes the gradient of the network
+(:mod:`seqtasks.analysis.gradients`) on test rows at initialisation and after training. A "model" is a
+cell, and for GRU and LSTM one per ``--gate-bias`` value (``torch`` keeps torch's initialisation). It writes
+to ``--out``:
 
 * ``results.csv``: accuracy and fitted gradient decay per step (at init, after training) per model and
   distance; ``summary.json`` and ``summary.md`` (the table, the distance where the tanh RNN is at chance);
@@ -29,167 +31,41 @@ every cell learned to recite the training labels from the filler words (train ac
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import datasets
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from seqtasks.analysis.gradients import (
-    GradientProfile,
     probe_classifier,
     scale_recurrent_weights,
     set_memory_gate_bias,
 )
 from seqtasks.analysis.long_range import (
     BLANK,
-    MIN_TENSE_DISTANCE,
     TENSE_CUES,
     FillerCorpus,
     LongRangeDataset,
     build_task_dataset,
 )
 from seqtasks.analysis.report import at_chance, write_report
+from seqtasks.analysis.settings import WANDB_PROJECT, LabSettings, RunResult, variant_name
 from seqtasks.callbacks import EpochSummary
 from seqtasks.data.classification import TextClassificationDataModule
-from seqtasks.encoders.rnn import TorchRNNEncoder
+from seqtasks.encoders.rnn import FusedRecurrentEncoder
+from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.nn.poolers import LastStatePooler
 from seqtasks.tasks.classification import SequenceClassifier
-
-CELLS = ("rnn", "gru", "lstm")
-WANDB_PROJECT = "seqtasks-gradients"
-
-
-@dataclass
-class LabSettings:
-    """Everything a lab run depends on (the command's flags); stored in ``summary.json``."""
-
-    encoders: list[str] = field(default_factory=lambda: list(CELLS))
-    distances: list[int] = field(default_factory=lambda: [5, 10, 20, 50, 100])
-    task: str = "tense"
-    hidden: int = 32
-    embedding_dim: int = 32
-    epochs: int = 1
-    patience: int = 4
-    train_size: int = 20000
-    validation_size: int = 500
-    test_size: int = 1000
-    batch_size: int = 32
-    validate_every: int = 5000
-    lr: float = 3e-3
-    optimizer: str = "adamw"
-    levels: int = 5
-    probe_rows: int = 128
-    gate_biases: list[float | None] = field(default_factory=lambda: [None])
-    explode_scale: float | None = None
-    clip: float | None = None
-    seed: int = 0
-    out: str = "runs/gradients"
-    wandb: bool = False
-
-    def __post_init__(self) -> None:
-        unknown = [cell for cell in self.encoders if cell not in CELLS]
-        if unknown or not self.encoders:
-            raise ValueError(f"--encoders must name cells among {list(CELLS)}, got {self.encoders}")
-        if not self.distances or min(self.distances) < 1:
-            raise ValueError(f"--distances must be positive integers, got {self.distances}")
-        if self.task not in ("tense", "adding"):
-            raise ValueError(f"--task must be tense or adding, got {self.task!r}")
-        if self.task == "tense" and min(self.distances) < MIN_TENSE_DISTANCE:
-            raise ValueError(
-                f"--distances: the tense task needs distances >= {MIN_TENSE_DISTANCE}, got {self.distances}"
-            )
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
-        if self.clip is not None and self.clip <= 0:
-            raise ValueError(f"--clip must be positive, got {self.clip}")
-        if self.explode_scale is not None and self.explode_scale <= 0:
-            raise ValueError(f"--explode-scale must be positive, got {self.explode_scale}")
-
-    @property
-    def variants(self) -> list[tuple[str, float | None]]:
-        """``(cell, gate bias)`` of every model compared: gated cells once per gate bias, the RNN once."""
-        return [
-            (cell, bias) for cell in self.encoders for bias in ([None] if cell == "rnn" else self.gate_biases)
-        ]
-
-    @property
-    def clips(self) -> list[float | None]:
-        """Clipping settings each run is trained with: both when showing exploding gradients."""
-        if self.explode_scale is not None:
-            return [None, self.clip or 1.0]
-        return [self.clip]
-
-
-@dataclass
-class RunResult:
-    """One trained model: its accuracy, its gradient profiles, its per-step training record."""
-
-    cell: str
-    gate_bias: float | None
-    distance: int
-    clip: float | None
-    test_acc: float
-    best_val_acc: float
-    rows_seen: int
-    seconds: float
-    init: GradientProfile
-    trained: GradientProfile
-    steps: list[dict[str, float]]
-
-    @property
-    def variant(self) -> str:
-        """``lstm``, or ``lstm-b3`` when the memory-gate bias was set to 3."""
-        return variant_name(self.cell, self.gate_bias)
-
-    def row(self, task: str, chance: float, explode_scale: float | None) -> dict[str, Any]:
-        return {
-            "task": task,
-            "model": self.variant,
-            "cell": self.cell,
-            "gate_bias": self.gate_bias,  # None: torch init (empty in the CSV)
-            "distance": self.distance,
-            "clip": self.clip,
-            "explode_scale": explode_scale,
-            "test_acc": round(self.test_acc, 4),
-            "best_val_acc": round(self.best_val_acc, 4),
-            "chance": round(chance, 4),
-            "train_rows_seen": self.rows_seen,
-            "train_seconds": round(self.seconds, 1),
-            "decay_slope_init": _round(self.init.decay_slope()),
-            "decay_slope_trained": _round(self.trained.decay_slope()),
-            "decay_per_step_init": _round(math.exp(self.init.decay_slope())),
-            "decay_per_step_trained": _round(math.exp(self.trained.decay_slope())),
-        }
-
-
-def variant_name(cell: str, gate_bias: float | None) -> str:
-    return cell if gate_bias is None else f"{cell}-b{gate_bias:g}"
-
-
-def _round(value: float, digits: int = 4) -> float:
-    return value if not math.isfinite(value) else round(value, digits)
-
-
-class SGDSequenceClassifier(SequenceClassifier):
-    """The library's classifier trained with plain SGD (``--optimizer sgd``).
-
-    Adam divides every update by a running gradient scale, so a gradient a million times too large moves
-    the weights about as far as a normal one, and clipping changes little; under SGD the step is the
-    gradient, and an exploding gradient throws the weights away unless it is clipped.
-    """
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
 class StepRecorder(pl.Callback):
@@ -235,23 +111,38 @@ def build_model(
 ) -> SequenceClassifier:
     """A small unidirectional classifier reading the last state; no dropout, so the probe sees the model."""
     pl.seed_everything(settings.seed, verbose=False)
-    task = SGDSequenceClassifier if settings.optimizer == "sgd" else SequenceClassifier
-    model = task(
+    model = SequenceClassifier(
+        network=partial(
+            ClassifierNetwork,
+            encoder=partial(
+                FusedRecurrentEncoder, hidden_size=settings.hidden, cell=cell, bidirectional=False
+            ),
+            pooler=LastStatePooler,
+            embedding_dim=settings.embedding_dim,
+            embedding_dropout=0.0,
+            dropout=0.0,
+        ),
         vocab_size=datamodule.vocab_size,
         labels=datamodule.labels,
-        encoder=partial(TorchRNNEncoder, hidden_size=settings.hidden, cell=cell, bidirectional=False),
-        pooler=LastStatePooler,
-        embedding_dim=settings.embedding_dim,
-        embedding_dropout=0.0,
-        dropout=0.0,
         pad_index=datamodule.pad_index,
-        lr=settings.lr,
+        optimizer=lab_optimizer(settings),
     )
     if gate_bias is not None:
-        set_memory_gate_bias(model.encoder, gate_bias)
+        set_memory_gate_bias(model.network.encoder, gate_bias)
     if settings.explode_scale is not None:
-        scale_recurrent_weights(model.encoder, settings.explode_scale)
+        scale_recurrent_weights(model.network.encoder, settings.explode_scale)
     return model
+
+
+def lab_optimizer(settings: LabSettings) -> partial[torch.optim.Optimizer]:
+    """AdamW, or plain SGD (``--optimizer sgd``), at ``--lr`` and no weight decay.
+
+    Adam divides every update by a running gradient scale, so a gradient a million times too large moves
+    the weights about as far as a normal one, and clipping changes little; under SGD the step is the
+    gradient, and an exploding gradient throws the weights away unless it is clipped.
+    """
+    optimizer = torch.optim.SGD if settings.optimizer == "sgd" else torch.optim.AdamW
+    return partial(optimizer, lr=settings.lr, weight_decay=0.0)
 
 
 def probe_batch(datamodule: TextClassificationDataModule, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,7 +172,7 @@ def train_one(
     datamodule = build_datamodule(dataset, settings)
     model = build_model(datamodule, cell, gate_bias, settings)
     tokens, labels = probe_batch(datamodule, settings.probe_rows)
-    init = probe_classifier(model, tokens, labels)
+    init = probe_classifier(model.network, tokens, labels)
     name = f"{settings.task}-{variant_name(cell, gate_bias)}-d{distance}" + (
         "" if clip is None else f"-clip{clip:g}"
     )
@@ -329,7 +220,7 @@ def train_one(
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - start
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    trained = probe_classifier(model, tokens, labels)
+    trained = probe_classifier(model.network, tokens, labels)
     best = stopper.best_score
     result = RunResult(
         cell=cell,
@@ -391,128 +282,10 @@ def run_lab(settings: LabSettings) -> dict[str, Any]:
     return write_report(results, settings, dataset, rnn_chance, started)
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def parse_args(argv: list[str]) -> LabSettings:
-    defaults = LabSettings()
-    parser = argparse.ArgumentParser(
-        prog="seqtasks gradients",
-        description="Train tanh RNN, GRU and LSTM on a long-range task at several distances; measure and "
-        "draw accuracy and gradient decay (the vanishing-gradient lab).",
-    )
-    parser.add_argument(
-        "--encoders", default=",".join(defaults.encoders), help="cells, comma-separated: rnn,gru,lstm"
-    )
-    parser.add_argument(
-        "--distances", default=",".join(map(str, defaults.distances)), help="task distances, comma-separated"
-    )
-    parser.add_argument(
-        "--task", default=defaults.task, choices=["tense", "adding"], help="the long-range task"
-    )
-    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden size of every cell")
-    parser.add_argument(
-        "--embedding-dim", type=int, default=defaults.embedding_dim, help="token embedding width"
-    )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=defaults.epochs,
-        help="passes over the training rows (1: each row is fresh)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=defaults.patience,
-        help="early stopping: validations without a better val/acc",
-    )
-    parser.add_argument(
-        "--train-size", type=int, default=defaults.train_size, help="training rows per distance"
-    )
-    parser.add_argument(
-        "--validation-size", type=int, default=defaults.validation_size, help="validation rows"
-    )
-    parser.add_argument(
-        "--test-size", type=int, default=defaults.test_size, help="test rows (and chance band)"
-    )
-    parser.add_argument(
-        "--validate-every",
-        type=int,
-        default=defaults.validate_every,
-        help="validate (and early-stop) after this many training rows, or once per epoch if fewer",
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
-    parser.add_argument(
-        "--optimizer",
-        default=defaults.optimizer,
-        choices=["adamw", "sgd"],
-        help="sgd shows what exploding gradients and clipping do; adamw rescales steps by itself",
-    )
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the optimizer")
-    parser.add_argument("--levels", type=int, default=defaults.levels, help="adding problem: value levels")
-    parser.add_argument(
-        "--probe-rows", type=int, default=defaults.probe_rows, help="test rows the probe averages"
-    )
-    parser.add_argument(
-        "--gate-bias",
-        default="torch",
-        help="initial bias of the LSTM forget gate and GRU update gate; comma-separated values train one "
-        "model per value, 'torch' keeps torch's initialisation (about 0): e.g. torch,3",
-    )
-    parser.add_argument(
-        "--explode-scale",
-        type=float,
-        default=None,
-        help="multiply recurrent weights by this at init and train every run without and with clipping",
-    )
-    parser.add_argument(
-        "--clip", type=float, default=None, help="gradient clipping norm (1.0 with --explode-scale)"
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of data and initialisation")
-    parser.add_argument("--out", default=defaults.out, help="output directory")
-    parser.add_argument(
-        "--wandb", action="store_true", help="log runs and the summary to W&B (offline without credentials)"
-    )
-    options = parser.parse_args(argv)
-    try:
-        return LabSettings(
-            encoders=[c.strip() for c in options.encoders.split(",") if c.strip()],
-            distances=_int_list(options.distances),
-            task=options.task,
-            hidden=options.hidden,
-            embedding_dim=options.embedding_dim,
-            epochs=options.epochs,
-            patience=options.patience,
-            train_size=options.train_size,
-            validation_size=options.validation_size,
-            test_size=options.test_size,
-            batch_size=options.batch_size,
-            validate_every=options.validate_every,
-            lr=options.lr,
-            optimizer=options.optimizer,
-            levels=options.levels,
-            probe_rows=options.probe_rows,
-            gate_biases=[None if b.strip() == "torch" else float(b) for b in options.gate_bias.split(",")],
-            explode_scale=options.explode_scale,
-            clip=options.clip,
-            seed=options.seed,
-            out=options.out,
-            wandb=options.wandb,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-        raise
-
-
-def main(argv: list[str]) -> None:
-    """Entry point of ``seqtasks gradients``."""
-    settings = parse_args(argv)
-    import datasets
-
+def quiet_logs() -> None:
+    """Lightning's and datasets' progress chatter off: the lab prints one line per validation itself."""
     datasets.disable_progress_bars()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    run_lab(settings)

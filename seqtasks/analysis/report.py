@@ -15,13 +15,12 @@ import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from seqtasks.analysis.lab import LabSettings, RunResult
-    from seqtasks.analysis.long_range import LongRangeDataset
+from seqtasks.analysis.long_range import LongRangeDataset
+from seqtasks.analysis.settings import WANDB_PROJECT, LabSettings, RunResult
 
 COLOURS = {"rnn": "tab:red", "gru": "tab:blue", "lstm": "tab:green"}
 MARKERS = {"rnn": "o", "gru": "s", "lstm": "^"}
@@ -160,8 +159,6 @@ def write_report(
 def log_to_wandb(summary: dict[str, Any], gradient_rows: list[dict], paths: list[Path], out: Path) -> None:
     """One summary run in the command's W&B group: the tables and every figure."""
     import wandb
-
-    from seqtasks.analysis.lab import WANDB_PROJECT
 
     run = wandb.init(
         project=WANDB_PROJECT, group=out.name, name=f"{out.name}-summary", dir=str(out), job_type="summary"

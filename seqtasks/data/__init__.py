@@ -1,8 +1,8 @@
 """Dataset sources, vocabularies, batching and DataModules."""
 
 from seqtasks.data.classification import TextClassificationDataModule
-from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
 from seqtasks.data.tagging import TokenTaggingDataModule
 
-__all__ = ["DataError", "RecurrentDataModule", "TextClassificationDataModule", "TokenTaggingDataModule"]
+__all__ = ["DataError", "SeqDataModule", "TextClassificationDataModule", "TokenTaggingDataModule"]

@@ -1,4 +1,8 @@
-"""Text classification data: one text column, one label column (IMDB, star-rated reviews)."""
+"""Text classification data: one text column, one label column (IMDB, star-rated reviews).
+
+Texts are encoded with :class:`~seqtasks.data.text.TextCodec`, the codec inference uses too; its state is
+the ``text_codec`` artefact of every classifier checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,17 @@ import datasets
 import torch
 
 from seqtasks.data.batching import pad_sequences
-from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import load_split
-from seqtasks.data.text import TextEncoder, Vocabulary, WordTokenizer
+from seqtasks.data.text import EmptyTextError, TextCodec, Vocabulary, WordTokenizer, split_words
 
 
-class TextClassificationDataModule(RecurrentDataModule):
+class TextClassificationDataModule(SeqDataModule):
     """Texts and their labels from any dataset with a text column and a label column.
 
     Args:
-        dataset: Hub id or local directory (see :class:`RecurrentDataModule`).
+        dataset: Hub id or local directory (see :class:`SeqDataModule`).
         text_column: column holding the text.
         label_column: column holding the label.
         labels: class names in class order. When omitted: the column's ClassLabel names, else the sorted
@@ -30,7 +34,7 @@ class TextClassificationDataModule(RecurrentDataModule):
         min_freq: a word enters the vocabulary when it occurs at least this often in training.
         max_vocab_size: cap on the vocabulary, the two special tokens included.
         lowercase: fold case before tokenising.
-        **kwargs: see :class:`RecurrentDataModule` (streaming, batch size, splits, seed...).
+        **kwargs: see :class:`SeqDataModule` (streaming, batch size, splits, seed...).
     """
 
     def __init__(
@@ -62,7 +66,7 @@ class TextClassificationDataModule(RecurrentDataModule):
         self.min_freq = min_freq
         self.max_vocab_size = max_vocab_size
         self.lowercase = lowercase
-        self._text_encoder: TextEncoder | None = None
+        self._text_codec: TextCodec | None = None
         self._value_to_class: dict[Any, int] | None = None
 
     # ---- sizes the model links to ------------------------------------------------------------------
@@ -79,13 +83,15 @@ class TextClassificationDataModule(RecurrentDataModule):
         return list(self.prepared["labels"])
 
     @property
-    def text_encoder(self) -> TextEncoder:
-        if self._text_encoder is None:
+    def text_codec(self) -> TextCodec:
+        """The codec of the prepared vocabulary: what training encodes with, and the checkpoint keeps."""
+        if self._text_codec is None:
             tokenizer = WordTokenizer(lowercase=self.lowercase, strip_html=True)
-            self._text_encoder = TextEncoder(
-                tokenizer, Vocabulary(self.prepared["vocabulary"]), self.max_length
-            )
-        return self._text_encoder
+            self._text_codec = TextCodec(tokenizer, Vocabulary(self.prepared["vocabulary"]), self.max_length)
+        return self._text_codec
+
+    def artefacts(self) -> dict[str, Any]:
+        return {"text_codec": self.text_codec.state_dict()}
 
     # ---- the prepare step --------------------------------------------------------------------------
     def prepare_settings(self) -> dict[str, Any]:
@@ -118,7 +124,10 @@ class TextClassificationDataModule(RecurrentDataModule):
             for index, row in rows:
                 text = self._text_of(row, index, source)
                 first_row.setdefault(self._raw_label(row, index, source), index)
-                yield tokenizer(text)
+                try:
+                    yield split_words(tokenizer, text)
+                except EmptyTextError:
+                    raise DataError(source, "empty text", row=index, field=self.text_column) from None
 
         vocabulary = Vocabulary.build(tokens(), min_freq=self.min_freq, max_size=self.max_vocab_size)
         names, values = self._resolve_labels(set(first_row))
@@ -155,8 +164,6 @@ class TextClassificationDataModule(RecurrentDataModule):
             raise DataError(
                 source, f"expected text, got {type(text).__name__}", row=index, field=self.text_column
             )
-        if not text.strip():
-            raise DataError(source, "empty text", row=index, field=self.text_column)
         return text
 
     def _raw_label(self, row: dict[str, Any], index: int, source: str) -> Any:
@@ -177,7 +184,10 @@ class TextClassificationDataModule(RecurrentDataModule):
                 row=index,
                 field=self.label_column,
             )
-        ids = self.text_encoder(text)
+        try:
+            ids = self.text_codec(text)
+        except EmptyTextError:  # the codec's decision, reported with the file, row and column
+            raise DataError(source, "empty text", row=index, field=self.text_column) from None
         return {"input_ids": ids, "label": self._value_to_class[value], "length": len(ids), "index": index}
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

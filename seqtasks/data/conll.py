@@ -3,8 +3,8 @@
 A file holds one token per line, columns separated by whitespace, a blank line between sentences and
 ``-DOCSTART-`` lines between documents. Which column holds the label is a setting (the last one by
 default); the label's scheme (IOB1 as in the original CoNLL-2003 files, IOB2, or BIOES) is converted to
-IOB2, the one scheme the rest of seqtasks uses. A malformed line stops reading with the file, the line
-number and what is wrong with it.
+IOB2, the one scheme the rest of seqtasks uses (:mod:`seqtasks.tags` holds the schemes). A malformed
+line stops reading with the file, the line number and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from seqtasks.data.errors import DataError
-
-Scheme = Literal["iob1", "iob2", "bioes"]
-
-_PREFIXES: dict[str, set[str]] = {"iob1": {"B", "I"}, "iob2": {"B", "I"}, "bioes": {"B", "I", "E", "S"}}
+from seqtasks.tags import SCHEMES, Scheme, check_tag, to_iob2
 
 
 class ConllFormatError(DataError):
@@ -40,69 +36,6 @@ class ConllSentence:
     document_id: int
     line: int
     extra: dict[str, list[str]] = field(default_factory=dict)
-
-
-def _split(tag: str) -> tuple[str, str]:
-    if tag == "O":
-        return "O", ""
-    prefix, sep, kind = tag.partition("-")
-    if not sep or not kind:
-        return tag, ""
-    return prefix, kind
-
-
-def check_tag(tag: str, scheme: Scheme) -> str | None:
-    """Why ``tag`` is not a tag of ``scheme``, or None when it is one."""
-    if tag == "O":
-        return None
-    prefix, kind = _split(tag)
-    if not kind:
-        return f"tag {tag!r} is neither O nor PREFIX-TYPE"
-    if prefix not in _PREFIXES[scheme]:
-        return f"tag {tag!r} has prefix {prefix!r}, not one of {sorted(_PREFIXES[scheme])} ({scheme})"
-    return None
-
-
-def to_iob2(tags: Sequence[str], scheme: Scheme) -> list[str]:
-    """Convert a sentence's tags from ``scheme`` to IOB2 (every entity starts with ``B-``).
-
-    IOB1 uses ``B-`` only between two adjacent entities of one type, so an ``I-X`` that does not continue
-    an ``X`` entity starts one. BIOES: ``S-`` → ``B-``, ``E-`` → ``I-``. IOB2 input is repaired the same
-    way as IOB1 (an ``I-X`` after ``O`` starts an entity, as conlleval reads it).
-    """
-    if scheme not in _PREFIXES:
-        raise ValueError(f"scheme must be one of {sorted(_PREFIXES)}, got {scheme!r}")
-    out: list[str] = []
-    previous_kind = ""
-    for tag in tags:
-        prefix, kind = _split(tag)
-        if prefix == "O":
-            out.append("O")
-            previous_kind = ""
-            continue
-        if scheme == "bioes":
-            prefix = {"S": "B", "E": "I"}.get(prefix, prefix)
-        if prefix == "I" and previous_kind != kind:
-            prefix = "B"
-        out.append(f"{prefix}-{kind}")
-        previous_kind = kind
-    return out
-
-
-def from_iob2_to_bioes(tags: Sequence[str]) -> list[str]:
-    """IOB2 → BIOES (for writing files in that scheme, and for round-trip tests)."""
-    out = []
-    for i, tag in enumerate(tags):
-        prefix, kind = _split(tag)
-        if prefix == "O":
-            out.append("O")
-            continue
-        continues = i + 1 < len(tags) and tags[i + 1] == f"I-{kind}"
-        if prefix == "B":
-            out.append(f"B-{kind}" if continues else f"S-{kind}")
-        else:
-            out.append(f"I-{kind}" if continues else f"E-{kind}")
-    return out
 
 
 def read_conll(
@@ -127,8 +60,8 @@ def read_conll(
             few columns for ``label_column``, or a tag that is not a tag of ``scheme``.
     """
     path = str(path)
-    if scheme not in _PREFIXES:
-        raise ValueError(f"scheme must be one of {sorted(_PREFIXES)}, got {scheme!r}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
     width: int | None = None
     document = 0
     seen_docstart = False

@@ -1,6 +1,6 @@
 """The shared DataModule machinery: dataset resolution, the prepare step, splits, streaming, loaders.
 
-A task's DataModule subclasses :class:`RecurrentDataModule` and supplies four things: what the prepare
+A task's DataModule subclasses :class:`SeqDataModule` and supplies four things: what the prepare
 step computes from the training rows (:meth:`build_prepared`), how one row becomes an example
 (:meth:`encode_row`), how examples become a batch (:meth:`collate`), and which columns it reads
 (:meth:`required_columns`).
@@ -33,7 +33,7 @@ from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
 
 
-class RecurrentDataModule(pl.LightningDataModule):
+class SeqDataModule(pl.LightningDataModule):
     """Base DataModule over a HuggingFace dataset, map-style or streaming.
 
     Args:
@@ -105,6 +105,14 @@ class RecurrentDataModule(pl.LightningDataModule):
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def artefacts(self) -> dict[str, Any]:
+        """What a checkpoint must carry to use the model without this datamodule, as plain data.
+
+        The task takes it at setup (its only contact with the datamodule besides ``set_epoch``) and stores
+        it in every checkpoint: the codec's state (vocabularies, tokenizers), label names, grids.
+        """
+        return {}
+
     # ---- resolution and the prepare step ---------------------------------------------------------------
     @property
     def resolved(self) -> ResolvedDataset:
@@ -146,7 +154,7 @@ class RecurrentDataModule(pl.LightningDataModule):
         if self._prepared is None:
             path = self.prepared_path()
             if not path.exists():
-                self._prepared = self._run_prepare()
+                self._prepared = self.run_prepare()
                 _atomic_write_json(path, self._prepared)
             else:
                 self._prepared = json.loads(path.read_text())
@@ -155,7 +163,7 @@ class RecurrentDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         self.prepared  # noqa: B018  (builds the file when missing)
 
-    def _check_columns(self, data: Any, split: str) -> None:
+    def check_columns(self, data: Any, split: str) -> None:
         columns = data.column_names
         if columns is None and isinstance(data, datasets.IterableDataset):
             columns = list(next(iter(data)).keys())
@@ -166,10 +174,10 @@ class RecurrentDataModule(pl.LightningDataModule):
                 f"missing column(s) {missing}; the columns are {columns}",
             )
 
-    def _run_prepare(self) -> dict[str, Any]:
+    def run_prepare(self) -> dict[str, Any]:
         split = self.train_split
         data = load_split(self.resolved, split, streaming=self.streaming)
-        self._check_columns(data, split)
+        self.check_columns(data, split)
         if self.streaming:
             try:  # the first full read of a stream: a damaged file fails here, so name it
                 total = sum(1 for _ in data)
@@ -196,7 +204,7 @@ class RecurrentDataModule(pl.LightningDataModule):
     def _encoded(self, split: str, keep: str = "all") -> Any:
         """Load and encode one split; ``keep`` is ``all``, ``train`` or ``held_out`` (the carve)."""
         data = load_split(self.resolved, split, streaming=self.streaming)
-        self._check_columns(data, split)
+        self.check_columns(data, split)
         source = self.resolved.describe(split)
         columns = data.column_names
         encoded = data.map(
@@ -248,6 +256,18 @@ class RecurrentDataModule(pl.LightningDataModule):
                 self._splits["validation"] = self._encoded(self.validation_split)
         if stage in (None, "test", "predict") and self.test_split and "test" not in self._splits:
             self._splits["test"] = self._encoded(self.test_split)
+
+    def examples(self, split: str) -> Any | None:
+        """The encoded examples of ``split`` once :meth:`setup` has made them, else None."""
+        return self._splits.get(split)
+
+    def set_examples(self, split: str, examples: Any) -> None:
+        """Serve ``examples`` (a map-style dataset of encoded examples with a ``length`` column) as ``split``.
+
+        For a subclass whose examples do not come from a dataset's rows through :meth:`encode_row` (pieces
+        converted in its prepare step, say): its :meth:`setup` builds each split and hands it over here.
+        """
+        self._splits[split] = examples
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle a streamed training set for ``epoch`` (Lightning does not for IterableDatasets)."""

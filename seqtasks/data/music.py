@@ -6,6 +6,10 @@
 * :class:`BachChoralesDataModule` converts music21's bundled chorales (no download, no data directory)
   to event tokens once, in its prepare step, and caches the result — with every piece that could not be
   converted and why — as a JSON file under ``SEQTASKS_CACHE_DIR``.
+
+Each encodes through its task's codec (:class:`~seqtasks.music.pianoroll.PianoRollCodec`,
+:class:`~seqtasks.music.events.EventCodec`), the one generation uses too, and hands the codec's state to
+the checkpoint through :meth:`artefacts`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from seqtasks.data.batching import pad_sequences
-from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
 from seqtasks.music.events import (
     STEPS_PER_QUARTER,
@@ -30,10 +34,10 @@ from seqtasks.music.events import (
     build_vocabulary,
     score_to_notes,
 )
-from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, NUM_KEYS
+from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, NUM_KEYS, PianoRollCodec
 
 
-class PianoRollDataModule(RecurrentDataModule):
+class PianoRollDataModule(SeqDataModule):
     """Pieces as frames of sounding MIDI pitches (the Boulanger-Lewandowski et al. 2012 datasets).
 
     Args:
@@ -67,10 +71,12 @@ class PianoRollDataModule(RecurrentDataModule):
             pool_batches=pool_batches,
             num_workers=num_workers,
         )
-        if steps_per_quarter < 1:
-            raise ValueError(f"steps_per_quarter must be positive, got {steps_per_quarter}")
+        self.codec = PianoRollCodec(steps_per_quarter)  # refuses a steps_per_quarter below 1
         self.frames_column = frames_column
         self.steps_per_quarter = steps_per_quarter
+
+    def artefacts(self) -> dict[str, Any]:
+        return {"steps_per_quarter": self.steps_per_quarter, "dataset": str(self.dataset)}
 
     def prepare_settings(self) -> dict[str, Any]:
         return {"frames_column": self.frames_column}
@@ -79,22 +85,10 @@ class PianoRollDataModule(RecurrentDataModule):
         return [self.frames_column]
 
     def _frames_of(self, row: dict[str, Any], index: int, source: str) -> list[list[int]]:
-        frames = row.get(self.frames_column)
-        if not isinstance(frames, list):
-            raise DataError(
-                source, f"expected a list of frames, got {type(frames).__name__}", index, self.frames_column
-            )
-        for t, frame in enumerate(frames):
-            for pitch in frame or ():
-                if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
-                    raise DataError(
-                        source,
-                        f"frame {t} holds pitch {pitch}, outside the 88 piano keys "
-                        f"({LOWEST_PITCH}–{HIGHEST_PITCH})",
-                        index,
-                        self.frames_column,
-                    )
-        return frames
+        try:
+            return self.codec.check_frames(row.get(self.frames_column))
+        except ValueError as error:
+            raise DataError(source, str(error), index, self.frames_column) from None
 
     def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
         pieces = frames = 0
@@ -115,20 +109,15 @@ class PianoRollDataModule(RecurrentDataModule):
         }
 
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
-        frames = self._frames_of(row, index, source)
-        if not frames:
-            raise DataError(source, "the piece has no frames", index, self.frames_column)
-        flat = [p - LOWEST_PITCH for frame in frames for p in frame]
-        counts = [len(frame or ()) for frame in frames]
-        return {"keys": flat, "counts": counts, "length": len(frames), "index": index}
+        try:
+            encoded = self.codec.encode_frames(row.get(self.frames_column))
+        except ValueError as error:
+            raise DataError(source, str(error), index, self.frames_column) from None
+        return {**encoded, "length": len(encoded["counts"]), "index": index}
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         lengths = torch.tensor([e["length"] for e in examples], dtype=torch.long)
-        rolls = torch.zeros(len(examples), int(lengths.max()), NUM_KEYS)
-        for row, example in enumerate(examples):
-            counts = torch.as_tensor(example["counts"], dtype=torch.long)
-            times = torch.repeat_interleave(torch.arange(len(counts)), counts)
-            rolls[row, times, torch.as_tensor(example["keys"], dtype=torch.long)] = 1
+        rolls = self.codec.collate([e["keys"] for e in examples], [e["counts"] for e in examples])
         indices = torch.tensor([e["index"] for e in examples], dtype=torch.long)
         return {"rolls": rolls, "lengths": lengths, "indices": indices}
 
@@ -186,7 +175,7 @@ def convert_bach_chorales(
     return pieces, skipped
 
 
-class BachChoralesDataModule(RecurrentDataModule):
+class BachChoralesDataModule(SeqDataModule):
     """Bach's chorales from music21's bundled corpus as event tokens (fully offline; no data directory).
 
     The prepare step parses each chorale (about 0.2 s each), converts it to note-on/note-off/time-shift
@@ -246,6 +235,9 @@ class BachChoralesDataModule(RecurrentDataModule):
         self.steps_per_quarter = STEPS_PER_QUARTER
 
     # ---- sizes and artefacts the model takes ---------------------------------------------------------
+    def artefacts(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary, "steps_per_quarter": self.steps_per_quarter}
+
     @property
     def vocabulary(self) -> list[str]:
         return list(self.prepared["vocabulary"])
@@ -285,7 +277,7 @@ class BachChoralesDataModule(RecurrentDataModule):
             "format": 1,
         }
 
-    def _run_prepare(self) -> dict[str, Any]:
+    def run_prepare(self) -> dict[str, Any]:
         vocabulary = build_vocabulary()
         pieces, skipped = convert_bach_chorales(EventCodec(vocabulary), self.max_pieces)
         if len(pieces) < 3:
@@ -316,7 +308,8 @@ class BachChoralesDataModule(RecurrentDataModule):
         }
 
     # ---- splits --------------------------------------------------------------------------------------
-    def _split_dataset(self, split: str) -> datasets.Dataset:
+    def split_examples(self, split: str) -> datasets.Dataset:
+        """One split's token sequences (the training split transposed and windowed as configured)."""
         prepared = self.prepared
         pieces = [prepared["pieces"][i] for i in prepared["splits"][split]]
         sequences = [p["tokens"] for p in pieces]
@@ -352,8 +345,8 @@ class BachChoralesDataModule(RecurrentDataModule):
             )
         wanted = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
         for split in wanted.get(stage or "", ("train", "validation", "test")):
-            if split not in self._splits and self.prepared["splits"][split]:
-                self._splits[split] = self._split_dataset(split)
+            if self.examples(split) is None and self.prepared["splits"][split]:
+                self.set_examples(split, self.split_examples(split))
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Next-token pairs: ``inputs`` are tokens ``0 … n-2``, ``targets`` tokens ``1 … n-1``."""

@@ -3,7 +3,8 @@
 Each row holds a list of tokens and a list of tags of the same length. The prepare step builds, from the
 training rows only, the word vocabulary (normalised: lower-cased when asked, digits → ``0``), the
 character vocabulary and the tag list; a word's casing (all caps, capitalised, numeric...) travels as a
-small feature of its own, so lower-casing the vocabulary loses nothing the model could use.
+small feature of its own (:func:`seqtasks.nn.chars.casing`), so lower-casing the vocabulary loses nothing
+the model could use. :class:`TaggingCodec` is the one encoding of tokens, in training and at inference.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -21,36 +22,18 @@ import pyarrow.parquet as pq
 import torch
 
 from seqtasks.data.batching import pad_sequences
-from seqtasks.data.conll import Scheme, read_conll, to_iob2
-from seqtasks.data.datamodule import RecurrentDataModule, _atomic_write_json
+from seqtasks.data.conll import read_conll
+from seqtasks.data.datamodule import SeqDataModule, _atomic_write_json
 from seqtasks.data.errors import DataError
-from seqtasks.data.sources import ResolvedDataset, cache_dir, resolve
+from seqtasks.data.sources import ResolvedDataset, cache_dir, load_split
 from seqtasks.data.text import PAD, UNK, Vocabulary
-
-CASINGS = ["<pad>", "numeric", "mainly_numeric", "lower", "upper", "title", "has_digit", "other"]
-"""Casing classes of a word (Reimers & Gurevych 2017); index 0 is padding."""
+from seqtasks.data.vectors import read_word_vectors
+from seqtasks.nn.chars import casing
+from seqtasks.tags import Scheme, to_iob2
 
 _DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"(?:\w\.){2,}|\d+(?:[.,:/-]\d+)+|\w+(?:[-'&]\w+)*|[^\w\s]")
 """Abbreviations (U.S.), numbers (3.5, 1996-08-22), words with inner hyphens or apostrophes, punctuation."""
-
-
-def casing(token: str) -> int:
-    """The casing class of ``token`` (an index into :data:`CASINGS`)."""
-    digits = sum(c.isdigit() for c in token)
-    if token.isdigit():
-        return 1
-    if digits / max(len(token), 1) > 0.5:
-        return 2
-    if token.islower():
-        return 3
-    if token.isupper():
-        return 4
-    if token[:1].isupper():
-        return 5
-    if digits:
-        return 6
-    return 7
 
 
 def normalise_word(token: str, lowercase: bool) -> str:
@@ -64,8 +47,28 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-class TokenEncoder:
-    """Tokens → word ids, character ids and casing ids; plain-data state for checkpoints."""
+class TaggingCodec:
+    """Tokens → word ids, character ids and casing ids: the one encoding of training and inference.
+
+    The DataModule encodes its rows with it and the inference API (:class:`seqtasks.inference.tagging.Tagger`)
+    encodes what it is asked to tag with it, from the checkpoint's ``tagging_codec`` artefact (its
+    :meth:`state_dict`, plain data). One decision per bad input, the same in training and at inference:
+
+    * an empty sentence (no tokens) is refused: :meth:`encode` raises ``ValueError`` (the DataModule
+      reports it as a :class:`~seqtasks.data.errors.DataError` naming the row, the inference API names the
+      sentence);
+    * a word outside the vocabulary (after normalisation: digits → ``0``, lower-cased when ``lowercase``)
+      is the unknown word, id 1; a character outside the character vocabulary is the unknown character;
+    * a word longer than ``max_word_length`` keeps its first ``max_word_length`` characters for the
+      character features (its word id and casing still see all of it); an empty-string token has one
+      unknown character.
+
+    Args:
+        words: the word vocabulary (``<pad>``, ``<unk>`` first).
+        chars: the character vocabulary (``<pad>``, ``<unk>`` first).
+        lowercase: the vocabulary is lower-cased.
+        max_word_length: characters kept of each word for the character features.
+    """
 
     def __init__(
         self, words: list[str], chars: list[str], lowercase: bool = True, max_word_length: int = 20
@@ -75,12 +78,16 @@ class TokenEncoder:
         self.lowercase = lowercase
         self.max_word_length = max_word_length
 
-    def __call__(self, tokens: list[str]) -> dict[str, list]:
+    def encode(self, tokens: Sequence[str]) -> dict[str, Any]:
+        """``{"words", "chars", "casing", "length"}`` of one non-empty sentence."""
+        if not tokens:
+            raise ValueError("an empty sentence (no tokens) cannot be tagged")
         word_index, char_index = self.words.index, self.chars.index
         return {
             "words": [word_index.get(normalise_word(t, self.lowercase), 1) for t in tokens],
             "chars": [[char_index.get(c, 1) for c in t[: self.max_word_length]] or [1] for t in tokens],
             "casing": [casing(t) for t in tokens],
+            "length": len(tokens),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -92,7 +99,7 @@ class TokenEncoder:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> TokenEncoder:
+    def from_state(cls, state: dict[str, Any]) -> TaggingCodec:
         return cls(state["words"], state["chars"], state["lowercase"], state["max_word_length"])
 
 
@@ -116,11 +123,11 @@ def collate_tagged(examples: list[dict[str, Any]], pad_index: int = 0) -> dict[s
     return batch
 
 
-class TokenTaggingDataModule(RecurrentDataModule):
+class TokenTaggingDataModule(SeqDataModule):
     """Tokens and one tag per token, from Parquet splits or raw CoNLL column files.
 
     Args:
-        dataset: Hub id or local directory (see :class:`RecurrentDataModule`).
+        dataset: Hub id or local directory (see :class:`SeqDataModule`).
         tokens_column: column holding each row's list of tokens.
         tags_column: column holding each row's list of tags (strings).
         tag_scheme: scheme of the tags column (``iob1``, ``iob2``, ``bioes``); converted to IOB2.
@@ -137,7 +144,7 @@ class TokenTaggingDataModule(RecurrentDataModule):
             words join the vocabulary after the training words, so words never seen in training still
             have an embedding, and the tagger starts every word it holds from its vector. Its words must
             be normalised like the vocabulary (digits → ``0``; lower-cased when ``lowercase``).
-        **kwargs: see :class:`RecurrentDataModule` (batch size, splits, seed...).
+        **kwargs: see :class:`SeqDataModule` (batch size, splits, seed...).
     """
 
     def __init__(
@@ -174,7 +181,8 @@ class TokenTaggingDataModule(RecurrentDataModule):
         self.min_freq = min_freq
         self.max_word_length = max_word_length
         self.word_vectors = word_vectors
-        self._token_encoder: TokenEncoder | None = None
+        self._codec: TaggingCodec | None = None
+        self._converted: ResolvedDataset | None = None
         self._tag_index: dict[str, int] | None = None
 
     # ---- sizes the model links to ------------------------------------------------------------------
@@ -195,21 +203,26 @@ class TokenTaggingDataModule(RecurrentDataModule):
         return list(self.prepared["labels"])
 
     @property
-    def token_encoder(self) -> TokenEncoder:
-        if self._token_encoder is None:
+    def codec(self) -> TaggingCodec:
+        """The codec of the prepared vocabularies (built on first use)."""
+        if self._codec is None:
             prepared = self.prepared
-            self._token_encoder = TokenEncoder(
+            self._codec = TaggingCodec(
                 prepared["words"], prepared["chars"], self.lowercase, self.max_word_length
             )
-        return self._token_encoder
+        return self._codec
+
+    def artefacts(self) -> dict[str, Any]:
+        """The codec's state (``tagging_codec``) and the tag names (``labels``), as plain data."""
+        return {"tagging_codec": self.codec.state_dict(), "labels": self.labels}
 
     # ---- raw CoNLL files: converted once to Parquet under the cache ----------------------------------
     @property
     def resolved(self) -> ResolvedDataset:
-        if self._resolved is None:
-            base = resolve(self.dataset)
-            self._resolved = self._convert_conll(base) if self.conll_files else base
-        return self._resolved
+        if self._converted is None:
+            base = super().resolved
+            self._converted = self._convert_conll(base) if self.conll_files else base
+        return self._converted
 
     def _convert_conll(self, base: ResolvedDataset) -> ResolvedDataset:
         files = {}
@@ -296,8 +309,6 @@ class TokenTaggingDataModule(RecurrentDataModule):
         char_list = sorted(chars, key=lambda c: (-chars[c], c))
         labels = self.label_names or ["O"] + [f"{p}-{t}" for t in sorted(types) for p in ("B", "I")]
         if self.word_vectors is not None:
-            from seqtasks.wordvectors import read_word_vectors
-
             known = {PAD, UNK, *word_list}
             vector_words, _ = read_word_vectors(self.word_vectors, words_only=True)
             word_list += [w for w in vector_words if w not in known]
@@ -316,8 +327,8 @@ class TokenTaggingDataModule(RecurrentDataModule):
                 row=index,
                 field=self.tags_column,
             )
-        example = self.token_encoder(tokens)
-        example.update(tags=[self._tag_index[t] for t in tags], length=len(tokens), index=index)
+        example = self.codec.encode(tokens)
+        example.update(tags=[self._tag_index[t] for t in tags], index=index)
         return example
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -325,8 +336,6 @@ class TokenTaggingDataModule(RecurrentDataModule):
 
     def split_rows(self, split: str) -> list[dict[str, Any]]:
         """The raw rows of one split (tokens and IOB2 tags), for writing predictions next to them."""
-        from seqtasks.data.sources import load_split
-
         data = load_split(self.resolved, split)
         return [
             {"tokens": r[self.tokens_column], "tags": to_iob2(r[self.tags_column], self.tag_scheme)}

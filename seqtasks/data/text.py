@@ -1,4 +1,9 @@
-"""Word tokenizer and vocabulary, both stored as plain data (lists, dicts) in checkpoints."""
+"""The text codec of the classifiers: word tokenizer + vocabulary, text → token ids.
+
+Training (:class:`~seqtasks.data.classification.TextClassificationDataModule`) and inference
+(:class:`~seqtasks.inference.classification.Classifier`) both encode text with :class:`TextCodec`; its
+state is plain data (lists, dicts) in the checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -76,8 +81,35 @@ class Vocabulary:
         return cls([PAD, UNK, *ranked])
 
 
-class TextEncoder:
-    """Tokenizer + vocabulary: text → indices. Its state is plain data for ``weights_only`` loading."""
+class EmptyTextError(ValueError):
+    """A text with no words in it (empty, blank, or only HTML line breaks): there is nothing to encode."""
+
+
+def split_words(tokenizer: WordTokenizer, text: str) -> list[str]:
+    """The words of ``text``; :class:`EmptyTextError` when there are none (see :class:`TextCodec`)."""
+    words = tokenizer(text)
+    if not words:
+        raise EmptyTextError(f"empty text {text[:40]!r}: it has no words to classify")
+    return words
+
+
+class TextCodec:
+    """Tokenizer + vocabulary: text → token ids, the same in training and at inference.
+
+    Bad input, one decision each, in training and at inference alike:
+
+    * an **empty text** (no words after tokenising: ``""``, blanks, only ``<br />``) is refused with
+      :class:`EmptyTextError`; the DataModule reports it as a :class:`~seqtasks.data.errors.DataError`
+      naming the file, row and column, the :class:`~seqtasks.inference.classification.Classifier` names
+      the input's number;
+    * an **unknown word** becomes ``<unk>`` (a text of unknown words only is still classified);
+    * a **long text** keeps its first ``max_length`` tokens.
+
+    Args:
+        tokenizer: splits text into words.
+        vocabulary: word → id.
+        max_length: keep at most this many tokens (the first ones); None keeps all.
+    """
 
     def __init__(
         self, tokenizer: WordTokenizer, vocabulary: Vocabulary, max_length: int | None = None
@@ -86,9 +118,12 @@ class TextEncoder:
         self.vocabulary = vocabulary
         self.max_length = max_length
 
-    def __call__(self, text: str) -> list[int]:
-        ids = self.vocabulary.encode(self.tokenizer(text))
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, at most ``max_length``; :class:`EmptyTextError` for an empty text."""
+        ids = self.vocabulary.encode(split_words(self.tokenizer, text))
         return ids[: self.max_length] if self.max_length else ids
+
+    __call__ = encode
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -98,7 +133,7 @@ class TextEncoder:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> TextEncoder:
+    def from_state(cls, state: dict[str, Any]) -> TextCodec:
         return cls(
             WordTokenizer.from_state(state["tokenizer"]),
             Vocabulary(list(state["vocabulary"])),

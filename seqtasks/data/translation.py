@@ -6,7 +6,8 @@ the Hub's ``translation`` column of ``{language: text}`` dicts (``cfilt/iitb-eng
 The tokenizers (HuggingFace ``tokenizers``: BPE or unigram, joint or one per language) are trained on the
 training rows only, and kept as their JSON strings: in the prepared file and in the checkpoint, so the
 model translates from the checkpoint alone. Their pre-tokenizer (Metaspace, then punctuation split) and
-decoder make detokenisation give plain text back.
+decoder make detokenisation give plain text back. :class:`TranslationCodec` turns texts into ids and ids
+back into text, for the DataModule's batches and for inference (:mod:`seqtasks.inference.translation`) alike.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ from typing import Any, Literal
 import torch
 
 from seqtasks.data.batching import pad_sequences
-from seqtasks.data.datamodule import RecurrentDataModule
+from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
+from seqtasks.networks.seq2seq import BOS_INDEX, EOS_INDEX, PAD_INDEX, SPECIAL_TOKENS, UNK_INDEX
 
-SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]
-PAD_INDEX, UNK_INDEX, BOS_INDEX, EOS_INDEX = range(4)
+__all__ = [
+    "BOS_INDEX",
+    "EOS_INDEX",
+    "PAD_INDEX",
+    "SPECIAL_TOKENS",
+    "UNK_INDEX",
+    "TranslationCodec",
+    "TranslationDataModule",
+    "load_tokenizer",
+    "require_text",
+    "train_subword_tokenizer",
+]
 PAIR_COLUMN = "translation"
 
 SubwordModel = Literal["bpe", "unigram"]
@@ -66,11 +78,103 @@ def load_tokenizer(json_string: str) -> Any:
     return Tokenizer.from_str(json_string)
 
 
-class TranslationDataModule(RecurrentDataModule):
+def require_text(text: Any) -> str:
+    """The one rule for a text on either side, in training and at inference: a non-empty string.
+
+    An empty (or all-whitespace) text is refused, never translated as an empty sentence: the DataModule
+    names the row and field (:class:`DataError`), the inference API raises :class:`ValueError`.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expected a non-empty text, got {text!r}")
+    return text
+
+
+class TranslationCodec:
+    """Texts ↔ subword ids, the same way for training batches and for inference.
+
+    A source text becomes its subwords, cut to ``max_source_length - 1``, then ``</s>``; a target text
+    becomes ``<s>``, its subwords cut to ``max_target_length``, then ``</s>``. Ids become text again by the
+    target tokenizer's decoder, special tokens dropped. Bad input: see :func:`require_text` (an empty text
+    is refused). Its state (:meth:`artefacts`) is plain data: the tokenizers' JSON strings and the lengths.
+
+    Args:
+        source_tokenizer: the source tokenizer's JSON string (as :func:`train_subword_tokenizer` returns it).
+        target_tokenizer: the target tokenizer's JSON string (the same string for a joint vocabulary).
+        max_source_length: keep at most this many source subwords (``</s>`` included).
+        max_target_length: keep at most this many target subwords (``<s>``, ``</s>`` apart).
+    """
+
+    def __init__(
+        self,
+        source_tokenizer: str,
+        target_tokenizer: str,
+        max_source_length: int = 100,
+        max_target_length: int = 100,
+    ) -> None:
+        self.source_json, self.target_json = source_tokenizer, target_tokenizer
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.source_tokenizer = load_tokenizer(source_tokenizer)
+        self.target_tokenizer = (
+            self.source_tokenizer
+            if target_tokenizer == source_tokenizer
+            else load_tokenizer(target_tokenizer)
+        )
+
+    @classmethod
+    def from_artefacts(cls, artefacts: dict[str, Any]) -> TranslationCodec:
+        """The codec a checkpoint's artefacts describe."""
+        return cls(
+            artefacts["source_tokenizer"],
+            artefacts["target_tokenizer"],
+            artefacts.get("max_source_length", 100),
+            artefacts.get("max_target_length", 100),
+        )
+
+    def artefacts(self) -> dict[str, Any]:
+        """The codec's state as plain data (the checkpoint keys)."""
+        return {
+            "source_tokenizer": self.source_json,
+            "target_tokenizer": self.target_json,
+            "max_source_length": self.max_source_length,
+        }
+
+    @property
+    def source_vocab_size(self) -> int:
+        return self.source_tokenizer.get_vocab_size()
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self.target_tokenizer.get_vocab_size()
+
+    def encode_source(self, text: str) -> list[int]:
+        ids = self.source_tokenizer.encode(require_text(text)).ids
+        return [*ids[: self.max_source_length - 1], EOS_INDEX]
+
+    def encode_target(self, text: str) -> list[int]:
+        ids = self.target_tokenizer.encode(require_text(text)).ids
+        return [BOS_INDEX, *ids[: self.max_target_length], EOS_INDEX]
+
+    def source_batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded source ids ``(B, S)`` and lengths ``(B,)`` of ``texts``, in the given order."""
+        return pad_sequences([self.encode_source(text) for text in texts], PAD_INDEX)
+
+    def decode(self, ids: list[int]) -> str:
+        """Target ids → plain text (special tokens dropped)."""
+        return self.target_tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def source_tokens(self, ids: list[int]) -> list[str]:
+        return [self.source_tokenizer.id_to_token(int(i)) for i in ids]
+
+    def target_tokens(self, ids: list[int]) -> list[str]:
+        return [self.target_tokenizer.id_to_token(int(i)) for i in ids]
+
+
+class TranslationDataModule(SeqDataModule):
     """Sentence pairs from a parallel dataset, tokenised into subwords.
 
     Args:
-        dataset: Hub id or local directory (see :class:`RecurrentDataModule`).
+        dataset: Hub id or local directory (see :class:`SeqDataModule`).
         source_language: the source side: its column, or its key in a ``translation`` column.
         target_language: the target side, likewise.
         tokenizer: subword model, ``bpe`` or ``unigram``.
@@ -82,7 +186,7 @@ class TranslationDataModule(RecurrentDataModule):
         max_target_length: keep at most this many target subwords in training (``<s>``, ``</s>`` apart).
         batch_size: sentence pairs per batch.
         validation_fraction: share of the training split held out when the dataset has no validation split.
-        **kwargs: see :class:`RecurrentDataModule` (streaming, batch size, splits, seed...).
+        **kwargs: see :class:`SeqDataModule` (streaming, batch size, splits, seed...).
     """
 
     def __init__(
@@ -118,29 +222,39 @@ class TranslationDataModule(RecurrentDataModule):
         self.min_frequency = min_frequency
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
-        self._tokenizers: tuple[Any, Any] | None = None
+        self._codec: TranslationCodec | None = None
 
-    # ---- sizes the model links to ------------------------------------------------------------------
+    # ---- the codec and the sizes the model links to ------------------------------------------------
     @property
-    def tokenizers(self) -> tuple[Any, Any]:
-        if self._tokenizers is None:
-            self._tokenizers = (
-                load_tokenizer(self.prepared["source_tokenizer"]),
-                load_tokenizer(self.prepared["target_tokenizer"]),
+    def codec(self) -> TranslationCodec:
+        """The codec of the prepared tokenizers (training the tokenizers first if they are not yet)."""
+        if self._codec is None:
+            self._codec = TranslationCodec(
+                self.prepared["source_tokenizer"],
+                self.prepared["target_tokenizer"],
+                self.max_source_length,
+                self.max_target_length,
             )
-        return self._tokenizers
+        return self._codec
 
     @property
     def source_vocab_size(self) -> int:
-        return self.tokenizers[0].get_vocab_size()
+        return self.codec.source_vocab_size
 
     @property
     def target_vocab_size(self) -> int:
-        return self.tokenizers[1].get_vocab_size()
+        return self.codec.target_vocab_size
 
     @property
     def pad_index(self) -> int:
         return PAD_INDEX
+
+    def artefacts(self) -> dict[str, Any]:
+        return {
+            **self.codec.artefacts(),
+            "source_language": self.source_language,
+            "target_language": self.target_language,
+        }
 
     # ---- the prepare step --------------------------------------------------------------------------
     def prepare_settings(self) -> dict[str, Any]:
@@ -159,13 +273,13 @@ class TranslationDataModule(RecurrentDataModule):
     def required_columns(self) -> list[str]:
         return [self.source_language, self.target_language]
 
-    def _check_columns(self, data: Any, split: str) -> None:
+    def check_columns(self, data: Any, split: str) -> None:
         columns = data.column_names
         if columns is None:
             columns = list(next(iter(data)).keys())
         if PAIR_COLUMN in columns and not all(c in columns for c in self.required_columns()):
             return  # the Hub layout: {language: text} dicts, checked row by row
-        super()._check_columns(data, split)
+        super().check_columns(data, split)
 
     def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
         sources, targets = [], []
@@ -196,16 +310,15 @@ class TranslationDataModule(RecurrentDataModule):
                 text, field = row[PAIR_COLUMN].get(language), f"{PAIR_COLUMN}.{language}"
             else:
                 raise DataError(source, f"no {language!r} text in columns {sorted(row)}", row=index)
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(source, f"expected a non-empty text, got {text!r}", row=index, field=field)
-            texts.append(text)
+            try:
+                texts.append(require_text(text))
+            except ValueError as error:
+                raise DataError(source, str(error), row=index, field=field) from None
         return texts[0], texts[1]
 
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
         src, tgt = self.pair(row, index, source)
-        source_tokenizer, target_tokenizer = self.tokenizers
-        source_ids = [*source_tokenizer.encode(src).ids[: self.max_source_length - 1], EOS_INDEX]
-        target_ids = [BOS_INDEX, *target_tokenizer.encode(tgt).ids[: self.max_target_length], EOS_INDEX]
+        source_ids, target_ids = self.codec.encode_source(src), self.codec.encode_target(tgt)
         return {
             "source_ids": source_ids,
             "target_ids": target_ids,

@@ -25,7 +25,7 @@ from seqtasks.encoders.base import EncoderOutput, RecurrentEncoder, State
 from seqtasks.encoders.rnn import reverse_within_length
 
 
-class ElmanRNNEncoder(RecurrentEncoder):
+class ElmanEncoder(RecurrentEncoder):
     """Deep, optionally bidirectional tanh RNN with an explicit loop over time.
 
     Args:

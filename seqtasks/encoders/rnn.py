@@ -59,7 +59,7 @@ def _from_torch_state(state: Tensor, num_directions: int) -> Tensor:
     )
 
 
-class TorchRNNEncoder(RecurrentEncoder):
+class FusedRecurrentEncoder(RecurrentEncoder):
     """A deep, optionally bidirectional recurrent encoder over ``torch.nn.{RNN,GRU,LSTM}``.
 
     Args:
@@ -242,8 +242,8 @@ class TorchRNNEncoder(RecurrentEncoder):
         return out.squeeze(1), (new if self.is_lstm else (new,))
 
 
-class RNNEncoder(TorchRNNEncoder):
-    """Elman tanh RNN encoder; see :class:`TorchRNNEncoder` for the arguments."""
+class RNNEncoder(FusedRecurrentEncoder):
+    """Elman tanh RNN encoder; see :class:`FusedRecurrentEncoder` for the arguments."""
 
     def __init__(
         self,
@@ -257,8 +257,8 @@ class RNNEncoder(TorchRNNEncoder):
         super().__init__(input_size, hidden_size, "rnn", num_layers, bidirectional, dropout, variable_length)
 
 
-class GRUEncoder(TorchRNNEncoder):
-    """GRU encoder; see :class:`TorchRNNEncoder` for the arguments."""
+class GRUEncoder(FusedRecurrentEncoder):
+    """GRU encoder; see :class:`FusedRecurrentEncoder` for the arguments."""
 
     def __init__(
         self,
@@ -272,8 +272,8 @@ class GRUEncoder(TorchRNNEncoder):
         super().__init__(input_size, hidden_size, "gru", num_layers, bidirectional, dropout, variable_length)
 
 
-class LSTMEncoder(TorchRNNEncoder):
-    """LSTM encoder; see :class:`TorchRNNEncoder` for the arguments."""
+class LSTMEncoder(FusedRecurrentEncoder):
+    """LSTM encoder; see :class:`FusedRecurrentEncoder` for the arguments."""
 
     def __init__(
         self,

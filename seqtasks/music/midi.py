@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import mido
 
 from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, Note, normalise_notes
+from seqtasks.music.plot import save_piano_roll
 
 TICKS_PER_QUARTER = 480
 
@@ -110,8 +111,6 @@ def save_piece(
     primer_steps: int = 0,
 ) -> tuple[str, str]:
     """Write ``path`` (MIDI) and the piano-roll PNG beside it (same name, ``.png``); return both paths."""
-    from seqtasks.music.plot import save_piano_roll
-
     path = os.fspath(path)
     folder = os.path.dirname(path)
     if folder:

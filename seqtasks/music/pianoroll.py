@@ -97,3 +97,63 @@ def frames_to_notes(frames: Sequence[Sequence[int]]) -> list[Note]:
         for pitch in sorted(now - set(open_at)):
             open_at[pitch] = t
     return sorted(notes, key=lambda n: (n[1], n[0], n[2]))
+
+
+class PianoRollCodec:
+    """Notes ↔ frames ↔ ``(T, 88)`` rolls on a grid of ``steps_per_quarter``: what the piano-roll
+    DataModule and generation both call.
+
+    One decision per bad input, the same in training and at inference: a pitch outside the 88 keys is
+    refused (``ValueError`` naming the frame and pitch; the DataModule reports it with the file and row);
+    a frame that is not a list of pitches is refused. A piece with no frames cannot be trained on and is
+    refused by :meth:`encode_frames`; an empty primer means "start from silence".
+
+    Its state is ``{"steps_per_quarter": n}``, plain data in the checkpoint's artefacts.
+    """
+
+    num_keys = NUM_KEYS
+
+    def __init__(self, steps_per_quarter: int = 1) -> None:
+        if steps_per_quarter < 1:
+            raise ValueError(f"steps_per_quarter must be positive, got {steps_per_quarter}")
+        self.steps_per_quarter = steps_per_quarter
+
+    def check_frames(self, frames: object) -> list[list[int]]:
+        """``frames`` if it is a list of frames of piano pitches, else a ``ValueError`` saying why not."""
+        if not isinstance(frames, list):
+            raise ValueError(f"expected a list of frames, got {type(frames).__name__}")
+        for t, frame in enumerate(frames):
+            for pitch in frame or ():
+                if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
+                    raise ValueError(
+                        f"frame {t} holds pitch {pitch}, outside the 88 piano keys "
+                        f"({LOWEST_PITCH}–{HIGHEST_PITCH})"
+                    )
+        return frames
+
+    def encode_frames(self, frames: object) -> dict[str, list[int]]:
+        """A training piece → its sounding keys (flat) and per-frame counts, as :meth:`collate` reads them."""
+        frames = self.check_frames(frames)
+        if not frames:
+            raise ValueError("the piece has no frames")
+        return {
+            "keys": [p - LOWEST_PITCH for frame in frames for p in frame],
+            "counts": [len(frame or ()) for frame in frames],
+        }
+
+    def collate(self, keys: Sequence[Sequence[int]], counts: Sequence[Sequence[int]]) -> Tensor:
+        """Encoded pieces → a ``(B, T, 88)`` binary roll, silent past each piece's end."""
+        rolls = torch.zeros(len(counts), max(len(c) for c in counts), NUM_KEYS)
+        for row, (piece_keys, piece_counts) in enumerate(zip(keys, counts, strict=True)):
+            piece_counts = torch.as_tensor(piece_counts, dtype=torch.long)
+            times = torch.repeat_interleave(torch.arange(len(piece_counts)), piece_counts)
+            rolls[row, times, torch.as_tensor(piece_keys, dtype=torch.long)] = 1
+        return rolls
+
+    def primer_roll(self, notes: Sequence[Note] | None) -> Tensor:
+        """A primer's notes → its ``(P, 88)`` roll (``(0, 88)`` for no primer)."""
+        return frames_to_roll(self.check_frames(notes_to_frames(notes or [])))
+
+    def decode(self, primer: Tensor, sampled: Tensor) -> list[Note]:
+        """The primer's roll and the sampled frames → the piece's notes."""
+        return frames_to_notes([*roll_to_frames(primer), *roll_to_frames(sampled)])

@@ -1,4 +1,5 @@
-"""Character-level word features: a CNN over each word's characters, max-pooled (Ma & Hovy 2016).
+"""Character-level word features: a CNN over each word's characters, max-pooled (Ma & Hovy 2016), and
+a word's casing class (Reimers & Gurevych 2017).
 
 Characters see what a lower-cased word vocabulary throws away (capitals, suffixes, digits) and give
 unknown words a representation of their own.
@@ -7,6 +8,27 @@ unknown words a representation of their own.
 from __future__ import annotations
 
 from torch import Tensor, nn
+
+CASINGS = ["<pad>", "numeric", "mainly_numeric", "lower", "upper", "title", "has_digit", "other"]
+"""Casing classes of a word (Reimers & Gurevych 2017); index 0 is padding."""
+
+
+def casing(token: str) -> int:
+    """The casing class of ``token`` (an index into :data:`CASINGS`)."""
+    digits = sum(c.isdigit() for c in token)
+    if token.isdigit():
+        return 1
+    if digits / max(len(token), 1) > 0.5:
+        return 2
+    if token.islower():
+        return 3
+    if token.isupper():
+        return 4
+    if token[:1].isupper():
+        return 5
+    if digits:
+        return 6
+    return 7
 
 
 class CharCNN(nn.Module):

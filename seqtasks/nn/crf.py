@@ -6,8 +6,8 @@ whole batch, ``(B, K, K)`` at a time; a row's padded positions leave its state u
 depend on how much padding a batch carries (tested against brute-force enumeration of every tag path).
 
 With ``constrain_bio`` and tag names, transitions that no IOB2 sequence contains (``O → I-X``,
-``B-X → I-Y``, start → ``I-X``) get a large negative score, so training never spends mass on them and
-decoding never produces them.
+``B-X → I-Y``, start → ``I-X``: :func:`seqtasks.tags.iob2_transitions`) get a large negative score, so
+training never spends mass on them and decoding never produces them.
 """
 
 from __future__ import annotations
@@ -17,30 +17,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from seqtasks.tags import iob2_transitions
+
 FORBIDDEN = -10_000.0
 """Score of a forbidden transition: large enough to never win, finite so that gradients stay finite."""
 
 
-def split_tag(tag: str) -> tuple[str, str]:
-    """``B-PER`` → ``("B", "PER")``; ``O`` → ``("O", "")``."""
-    if tag == "O" or "-" not in tag:
-        return "O", ""
-    prefix, _, kind = tag.partition("-")
-    return prefix, kind
-
-
 def bio_allowed(labels: Sequence[str]) -> tuple[Tensor, Tensor]:
     """Allowed ``(from, to)`` transitions and allowed first tags of IOB2 sequences over ``labels``."""
-    parts = [split_tag(tag) for tag in labels]
-    size = len(labels)
-    allowed = torch.ones(size, size, dtype=torch.bool)
-    start = torch.ones(size, dtype=torch.bool)
-    for j, (prefix_to, kind_to) in enumerate(parts):
-        if prefix_to == "I":
-            start[j] = False
-            for i, (prefix_from, kind_from) in enumerate(parts):
-                allowed[i, j] = prefix_from in ("B", "I") and kind_from == kind_to
-    return allowed, start
+    allowed, start = iob2_transitions(labels)
+    return torch.tensor(allowed, dtype=torch.bool), torch.tensor(start, dtype=torch.bool)
 
 
 class CRF(nn.Module):

@@ -1,10 +1,16 @@
-"""The thin base every task's LightningModule shares: artefacts in checkpoints, epoch seeding, fine-tuning.
+"""The thin base every task's LightningModule shares: optimizer and schedule from the recipe, artefacts in
+checkpoints, epoch seeding, fine-tuning.
 
-* **Artefacts** (vocabularies, tokenizers as plain data) travel in ``checkpoint["seqtasks"]`` so a
+* **Network**: each task receives its network (a plain ``nn.Module`` from :mod:`seqtasks.networks`) as a
+  callable from the recipe, calls it with the sizes only the data knows, and keeps it as ``self.network``.
+* **Optimizer and schedule** are recipe settings (``class_path`` / ``init_args``), injected by LightningCLI
+  as callables; :mod:`seqtasks.optim` has the epoch-wise schedules.
+* **Artefacts** (vocabularies, tokenizers as plain data) come from the datamodule's public
+  :meth:`~seqtasks.data.datamodule.SeqDataModule.artefacts` and travel in ``checkpoint["seqtasks"]`` so a
   checkpoint alone is enough for inference, loadable with ``torch.load(weights_only=True)``.
-* **Resume** (``fit --ckpt_path``) restores weights, optimizer, epoch and step through Lightning. The
-  random state is re-seeded from ``(seed, epoch, rank)`` at each epoch's first batch, and batch order
-  depends only on ``(seed, epoch)``, so a resumed run repeats the losses of an uninterrupted one.
+* **Resume** (``fit --ckpt_path``) restores weights, optimizer, schedule, epoch and step through
+  Lightning. The random state is re-seeded from ``(seed, epoch, rank)`` at each epoch's first batch, and
+  batch order depends only on ``(seed, epoch)``, so a resumed run repeats the losses of an uninterrupted one.
 * **Fine-tune** (``init_from``) copies weights only, before training, with a fresh optimizer; tensors whose
   shape changed (a new label set, a new vocabulary) are mapped by :meth:`SeqTask.adapt_state` or left
   freshly initialised.
@@ -12,59 +18,49 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 
-CHECKPOINT_KEY = "seqtasks"
+from seqtasks.checkpoints import CHECKPOINT_KEY, FORMAT, read_checkpoint, upgrade_checkpoint
+from seqtasks.optim import default_optimizer
 
 
 class SeqTask(pl.LightningModule):
     """Base LightningModule of seqtasks tasks.
 
     Args:
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
+        optimizer: the optimizer, built with the parameters (``class_path`` / ``init_args`` in a recipe);
+            None is AdamW with lr 1e-3 and no weight decay.
+        lr_scheduler: a schedule built with the optimizer and stepped once per epoch (e.g.
+            ``seqtasks.optim.StepDecay``); a ``ReduceLROnPlateau`` follows ``monitor``. None keeps the rate.
         init_from: a checkpoint to fine-tune from (weights only; optimizer and schedule start fresh).
-        step_decay: from epoch ``step_decay_start`` on, the learning rate is multiplied by this factor
-            each epoch (Luong et al. 2015 halve it every epoch after the fifth).
-        step_decay_start: the first epoch (0-based) trained at a decayed rate; None keeps ``lr``. The rate
-            is set from the epoch number at each epoch's start, so a resumed fit follows it exactly.
     """
+
+    monitor = "val/loss"
+    """The metric a ``ReduceLROnPlateau`` schedule follows, unless the schedule names its own."""
 
     def __init__(
         self,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
-        step_decay: float = 0.5,
-        step_decay_start: int | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 < step_decay <= 1.0:
-            raise ValueError(f"step_decay must be in (0, 1], got {step_decay}")
-        if step_decay_start is not None and step_decay_start < 0:
-            raise ValueError(f"step_decay_start must be >= 0, got {step_decay_start}")
-        self.lr = lr
-        self.weight_decay = weight_decay
+        self.optimizer = optimizer or default_optimizer
+        self.lr_scheduler = lr_scheduler
         self.init_from = init_from
-        self.step_decay = step_decay
-        self.step_decay_start = step_decay_start
         self.artefacts: dict[str, Any] = {}
 
     # ---- artefacts --------------------------------------------------------------------------------
-    def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
-        """Plain-data artefacts taken from the datamodule at setup (override per task)."""
-        return {}
-
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and not self.artefacts:
-            self.artefacts = self.collect_artefacts(datamodule)
+        if datamodule is not None and not self.artefacts and hasattr(datamodule, "artefacts"):
+            self.artefacts = dict(datamodule.artefacts())
         if stage == "fit" and self.init_from and not getattr(self, "_initialised_from", False):
             self.load_pretrained(self.init_from)
             self._initialised_from = True
@@ -72,11 +68,13 @@ class SeqTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
             "task": f"{type(self).__module__}.{type(self).__qualname__}",
+            "format": FORMAT,
             "artefacts": self.artefacts,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if CHECKPOINT_KEY in checkpoint:
+            upgrade_checkpoint(checkpoint)  # a checkpoint of an earlier layout resumes too
             self.artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
             # a resumed fit must not re-apply init_from over the restored weights
             self._initialised_from = True
@@ -90,8 +88,8 @@ class SeqTask(pl.LightningModule):
         return {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
 
     def load_pretrained(self, path: str) -> None:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        artefacts = checkpoint.get(CHECKPOINT_KEY, {}).get("artefacts", {})
+        checkpoint = upgrade_checkpoint(read_checkpoint(path))
+        artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
         adapted = self.adapt_state(checkpoint["state_dict"], artefacts)
         own = self.state_dict()
         own.update(adapted)
@@ -103,21 +101,12 @@ class SeqTask(pl.LightningModule):
         )
 
     # ---- training plumbing ------------------------------------------------------------------------
-    def learning_rate(self, epoch: int) -> float:
-        """The learning rate of ``epoch`` (0-based) under the step-decay schedule."""
-        if self.step_decay_start is None or epoch < self.step_decay_start:
-            return self.lr
-        return self.lr * self.step_decay ** (epoch - self.step_decay_start + 1)
-
     def on_train_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
-        if self.step_decay_start is not None:
-            rate = self.learning_rate(self.current_epoch)
-            for optimizer in self.trainer.optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
+        if self.lr_scheduler is not None and self.trainer.optimizers:
+            rate = self.trainer.optimizers[0].param_groups[0]["lr"]
             self.log("train/lr", rate, on_step=False, on_epoch=True)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -129,17 +118,12 @@ class SeqTask(pl.LightningModule):
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-
-def load_task(path: str, map_location: str = "cpu") -> SeqTask:
-    """Load any seqtasks checkpoint: the task class is named inside it; no network, no data needed."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    if CHECKPOINT_KEY not in checkpoint:
-        raise ValueError(f"{path}: not a seqtasks checkpoint (no {CHECKPOINT_KEY!r} entry)")
-    module_name, _, class_name = checkpoint[CHECKPOINT_KEY]["task"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    model = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    model.eval()
-    return model
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}

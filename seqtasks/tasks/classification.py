@@ -1,77 +1,63 @@
-"""Many-to-one: sequence classification (sentiment, star ratings).
+"""Many-to-one: training a sequence classifier (sentiment, star ratings).
 
-embedding → recurrent encoder → pooler → dropout → linear head; cross-entropy; accuracy and macro-F1 per
-stage as torchmetrics (synced across ranks), and a confusion matrix image each validation epoch.
+The network (:class:`~seqtasks.networks.classifier.ClassifierNetwork`: embedding → recurrent encoder →
+pooler → dropout → linear head) comes from the recipe; this task trains it with cross-entropy and keeps
+accuracy and macro-F1 per stage as torchmetrics (synced across ranks), and a confusion matrix image each
+validation epoch. Inference: :class:`~seqtasks.inference.classification.Classifier`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torchmetrics
-from torch import Tensor, nn
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
 
-from seqtasks.data.text import TextEncoder
-from seqtasks.encoders.base import RecurrentEncoder
-from seqtasks.nn.poolers import MaxPooler, Pooler
+from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
+from seqtasks.inference.labels import Prediction, predictions
+from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.plots import log_figure
 from seqtasks.tasks.base import SeqTask
 
+NETWORK = "seqtasks.networks.classifier.ClassifierNetwork"
+NETWORK_SETTINGS = ["encoder", "pooler", "embedding_dim", "embedding_dropout", "dropout"]
+"""Format-1 hyperparameters that moved to the network."""
+
 
 class SequenceClassifier(SeqTask):
-    """Classify a whole sequence.
+    """Train a classifier of whole sequences.
 
     Args:
+        network: the network, built with ``(vocab_size, len(labels), pad_index)``.
         vocab_size: size of the word vocabulary (linked from the datamodule).
         labels: class names (linked from the datamodule).
-        encoder: the recurrent encoder, built with the embedding width.
-        pooler: sequence → vector, built with the encoder's output size; max pooling when omitted.
-        embedding_dim: word embedding width.
-        embedding_dropout: dropout on the word embeddings.
-        dropout: dropout before the head.
         pad_index: padding index of the vocabulary (linked from the datamodule).
-        lr: AdamW learning rate.
-        step_decay: from epoch ``step_decay_start`` on, the rate is multiplied by this factor each epoch.
-        step_decay_start: first epoch (0-based) at a decayed rate; None keeps ``lr`` constant.
-        weight_decay: AdamW weight decay.
+        optimizer: see :class:`~seqtasks.tasks.base.SeqTask`.
+        lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`.
         init_from: checkpoint to fine-tune from: weights only, words mapped by their text, a new head when
             the label set differs.
     """
 
     def __init__(
         self,
+        network: Callable[[int, int, int], ClassifierNetwork],
         vocab_size: int,
         labels: list[str],
-        encoder: Callable[[int], RecurrentEncoder],
-        pooler: Callable[[int], Pooler] | None = None,
-        embedding_dim: int = 128,
-        embedding_dropout: float = 0.2,
-        dropout: float = 0.3,
         pad_index: int = 0,
-        lr: float = 1e-3,
-        step_decay: float = 0.5,
-        step_decay_start: int | None = None,
-        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr, weight_decay, init_from, step_decay, step_decay_start)
+        super().__init__(optimizer, lr_scheduler, init_from)
         if len(labels) < 2:
             raise ValueError(f"labels must name at least two classes, got {labels}")
         self.save_hyperparameters()
         self.labels = list(labels)
         self.pad_index = pad_index
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.encoder = encoder(embedding_dim)
-        if self.encoder.input_size != embedding_dim:
-            raise ValueError(
-                f"encoder input_size {self.encoder.input_size} does not match embedding_dim {embedding_dim}"
-            )
-        self.pooler = (pooler or MaxPooler)(self.encoder.output_size)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.pooler.output_size, len(labels))
+        self.network = network(vocab_size, len(labels), pad_index)
         num_classes = len(labels)
         metrics = torchmetrics.MetricCollection(
             {
@@ -88,25 +74,21 @@ class SequenceClassifier(SeqTask):
         self.val_confusion = torchmetrics.ConfusionMatrix(task="multiclass", num_classes=num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """Logits ``(B, num_labels)`` for a padded batch of token ids."""
-        mask = tokens != self.pad_index
-        mask &= torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
-        embedded = self.embedding_dropout(self.embedding(tokens))
-        encoded = self.encoder(embedded, lengths=lengths)
-        return self.head(self.dropout(self.pooler(encoded, mask)))
+        """Logits ``(B, num_labels)`` for a padded batch of token ids (the network's)."""
+        return self.network(tokens, lengths)
 
     def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         """Loss and predictions; updates the stage's metrics (epoch values, exact across ranks)."""
-        logits = self(batch["tokens"], batch["lengths"])
-        loss = nn.functional.cross_entropy(logits, batch["labels"])
-        predictions = logits.argmax(dim=-1)
+        logits = self.network(batch["tokens"], batch["lengths"])
+        loss = self.network.loss(logits, batch["labels"])
+        predicted = logits.argmax(dim=-1)
         metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(predictions, batch["labels"])
+        metrics.update(predicted, batch["labels"])
         mean_loss = getattr(self, f"{stage}_loss")
         mean_loss.update(loss.detach(), weight=batch["labels"].size(0))
         self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        return loss, predictions
+        return loss, predicted
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch, "train")
@@ -114,8 +96,8 @@ class SequenceClassifier(SeqTask):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        _, predictions = self._step(batch, "val")
-        self.val_confusion.update(predictions, batch["labels"])
+        _, predicted = self._step(batch, "val")
+        self.val_confusion.update(predicted, batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         matrix = self.val_confusion.compute()
@@ -126,58 +108,46 @@ class SequenceClassifier(SeqTask):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return torch.softmax(self(batch["tokens"], batch["lengths"]), dim=-1)
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[Prediction]:
+        """Label, probability and class probabilities per row, as the inference API gives them."""
+        logits = self.network(batch["tokens"], batch["lengths"])
+        return predictions(torch.softmax(logits, dim=-1), self.labels)
 
-    # ---- artefacts, fine-tuning, inference -----------------------------------------------------------
-    def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
-        return {"text_encoder": datamodule.text_encoder.state_dict()}
-
+    # ---- artefacts, fine-tuning, legacy checkpoints --------------------------------------------------
     def adapt_state(self, source: dict[str, Tensor], source_artefacts: dict[str, Any]) -> dict[str, Any]:
         adapted = super().adapt_state(source, source_artefacts)
         # words: copy each pretrained row to the word's row in this model's vocabulary
-        key = "embedding.weight"
-        if key in source and "text_encoder" in source_artefacts and "text_encoder" in self.artefacts:
-            old_words = source_artefacts["text_encoder"]["vocabulary"]
-            new_index = {w: i for i, w in enumerate(self.artefacts["text_encoder"]["vocabulary"])}
-            weight = self.embedding.weight.detach().clone()
+        key = "network.embedding.weight"
+        if key in source and "text_codec" in source_artefacts and "text_codec" in self.artefacts:
+            old_words = source_artefacts["text_codec"]["vocabulary"]
+            new_index = {w: i for i, w in enumerate(self.artefacts["text_codec"]["vocabulary"])}
+            weight = self.network.embedding.weight.detach().clone()
             pairs = [(i, new_index[w]) for i, w in enumerate(old_words) if w in new_index]
             if pairs and source[key].size(1) == weight.size(1):
                 old_rows, new_rows = zip(*pairs, strict=True)
                 weight[list(new_rows)] = source[key][list(old_rows)]
                 adapted[key] = weight
         # a different label set keeps its fresh head
-        if "head.weight" in adapted:
+        if "network.head.weight" in adapted:
             pretrained_labels = source_artefacts.get("labels")
             if pretrained_labels is not None and list(pretrained_labels) != self.labels:
-                adapted.pop("head.weight", None)
-                adapted.pop("head.bias", None)
+                adapted.pop("network.head.weight", None)
+                adapted.pop("network.head.bias", None)
         return adapted
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.artefacts["labels"] = self.labels
         super().on_save_checkpoint(checkpoint)
 
-    @torch.no_grad()
-    def classify(self, texts: Sequence[str]) -> list[tuple[str, float, list[float]]]:
-        """Label, its probability and all class probabilities for each text, from the checkpoint alone."""
-        encoder = TextEncoder.from_state(self.artefacts["text_encoder"])
-        ids = [encoder(text) or [encoder.vocabulary.unk_index] for text in texts]
-        lengths = torch.tensor([len(x) for x in ids])
-        tokens = torch.full((len(ids), int(lengths.max())), self.pad_index, dtype=torch.long)
-        for row, seq in enumerate(ids):
-            tokens[row, : len(seq)] = torch.tensor(seq)
-        was_training = self.training
-        self.eval()  # inference: no dropout, also on a model fresh from fit (left in training mode)
-        try:
-            probs = torch.softmax(self(tokens.to(self.device), lengths.to(self.device)), dim=-1).cpu()
-        finally:
-            self.train(was_training)
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append((self.labels[best], float(row[best]), row.tolist()))
-        return out
+    @classmethod
+    def upgrade_legacy(cls, checkpoint: dict[str, Any]) -> None:
+        """Format 1 → 2: optimizer settings → ``optimizer``/``lr_scheduler``; layers → ``network``;
+        the ``text_encoder`` artefact → ``text_codec``."""
+        legacy_optimizer(checkpoint["hyper_parameters"])
+        legacy_network(checkpoint, NETWORK, NETWORK_SETTINGS)
+        artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
+        if "text_encoder" in artefacts:
+            artefacts["text_codec"] = artefacts.pop("text_encoder")
 
 
 def _confusion_figure(matrix: Tensor, labels: list[str]):

@@ -1,148 +1,99 @@
-"""One-to-many: autoregressive recurrent models of polyphonic music, and generation with them.
+"""One-to-many: training autoregressive recurrent models of polyphonic music.
 
-* :class:`PianoRollModel`: the polyphonic benchmark's model (Boulanger-Lewandowski et al. 2012). The
-  88-key frame at step t → input projection → unidirectional encoder → 88 logits, independent Bernoulli
-  predictions of frame t+1. Loss and test NLL are the Bernoulli NLL summed over keys, per time step;
-  every frame of a piece is predicted (the first from an all-silent start frame), so every test time
-  step counts once.
-* :class:`EventLanguageModel`: embedding → unidirectional encoder → softmax over event tokens
-  (:mod:`seqtasks.music.events`).
+* :class:`PianoRollComposer` trains a :class:`~seqtasks.networks.music.PianoRollNetwork` (the polyphonic
+  benchmark's model, Boulanger-Lewandowski et al. 2012). Loss and test NLL are the Bernoulli NLL summed
+  over keys, per time step; every frame of a piece is predicted, so every test time step counts once.
+* :class:`EventComposer` trains an :class:`~seqtasks.networks.music.EventNetwork` over event tokens
+  (:mod:`seqtasks.music.events`); it also reports perplexity.
+* :class:`MusicSample` samples a piece at the end of fit through the inference API
+  (:class:`seqtasks.inference.music.Composer`), writes its MIDI file and PNG, and logs its piano roll; each
+  validation end also logs the piano roll of a short sample (``val/sample``).
 
-Both refuse a bidirectional encoder at construction and generate through the encoder's ``step()`` with a
-seeded ``torch.Generator``: the same seed gives the same notes (and MIDI bytes). Their checkpoints carry
-everything generation needs (the event vocabulary, the time grid) as plain data.
+Their checkpoints carry everything generation needs (the event vocabulary, the time grid) as plain data.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_only
-from torch import Tensor, nn
+from torch import Tensor
 
-from seqtasks.encoders.base import RecurrentEncoder, State, require_unidirectional
-from seqtasks.music.events import STEPS_PER_QUARTER, EventCodec
+from seqtasks.checkpoints import legacy_network, legacy_optimizer
+from seqtasks.inference.music import Composer
 from seqtasks.music.metrics import FrameAccuracy, NLLPerStep
-from seqtasks.music.pianoroll import (
-    NUM_KEYS,
-    Note,
-    frames_to_notes,
-    frames_to_roll,
-    notes_to_frames,
-    roll_to_frames,
-)
-from seqtasks.nn.sampling import check_sampling, sample_bernoulli, sample_categorical
+from seqtasks.music.pianoroll import NUM_KEYS
+from seqtasks.music.plot import piano_roll_figure
+from seqtasks.networks.music import EventNetwork, PianoRollNetwork
+from seqtasks.nn.sampling import check_sampling
+from seqtasks.plots import log_figure
 from seqtasks.tasks.base import SeqTask
 
 
-class MusicModel(SeqTask):
-    """What the two music models share: the time grid and the ``generate`` contract."""
-
-    default_steps = 64
-
-    @property
-    def steps_per_quarter(self) -> int:
-        return int(self.artefacts.get("steps_per_quarter", 1))
-
-    def generate(
-        self,
-        steps: int | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int = 0,
-        primer: Sequence[Note] | None = None,
-        min_steps: int = 0,
-    ) -> list[Note]:
-        """A piece (primer included) as notes on the model's grid; ``steps`` new steps at most.
-
-        ``min_steps``: a model that can end the piece (``<eos>``) may not do so before this many new steps.
-        """
-        raise NotImplementedError
-
-    def _enter_eval(self) -> bool:
-        was_training = self.training
-        self.eval()
-        return was_training
+def _upgrade(checkpoint: dict[str, Any], cls: type, network: str, keys: list[str]) -> None:
+    hparams = checkpoint["hyper_parameters"]
+    legacy_optimizer(hparams)
+    legacy_network(checkpoint, f"seqtasks.networks.music.{network}", keys)
+    if "_class_path" in hparams:  # jsonargparse's record of the class: the renamed one now
+        hparams["_class_path"] = f"{cls.__module__}.{cls.__qualname__}"
 
 
-class PianoRollModel(MusicModel):
-    """Predict each 88-key frame from the frames before it (independent Bernoulli outputs per key).
+def log_validation_sample(task: SeqTask, steps: int) -> None:
+    """A short sample (seed 0) at each validation end, logged as the figure ``val/sample``: cheap, and it
+    shows the model's music developing over the epochs. Its own generator leaves the global RNG alone."""
+    trainer = task.trainer
+    if trainer.sanity_checking or trainer.global_rank != 0 or not task.artefacts:
+        return
+    composer = Composer(task)
+    notes = composer.generate(steps, seed=0)
+    title = f"epoch {trainer.current_epoch}: {steps} steps, seed 0"
+    log_figure(task, "val/sample", piano_roll_figure(notes, composer.steps_per_quarter, title))
+
+
+class PianoRollComposer(SeqTask):
+    """Train a piano-roll network: each 88-key frame predicted from the frames before it.
 
     Args:
-        encoder: a unidirectional recurrent encoder, built with the input projection's width.
-        input_dim: width of the projection of each 88-key frame; None feeds the frame to the encoder as is.
-        input_dropout: dropout on the (projected) input frames.
-        dropout: dropout on the encoder's outputs before the output layer.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        lr_patience: halve the learning rate after this many validation epochs without a better
-            ``val/nll`` (ReduceLROnPlateau); None keeps it constant.
+        network: the network, built with the number of keys (88).
+        optimizer: see :class:`~seqtasks.tasks.base.SeqTask`.
+        lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`; a ``ReduceLROnPlateau`` follows ``val/nll``.
         init_from: checkpoint to fine-tune from (weights only).
     """
 
-    default_steps = 64
+    monitor = "val/nll"
 
     def __init__(
         self,
-        encoder: Callable[[int], RecurrentEncoder],
-        input_dim: int | None = None,
-        input_dropout: float = 0.0,
-        dropout: float = 0.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_patience: int | None = None,
+        network: Callable[[int], PianoRollNetwork],
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, init_from=init_from)
+        super().__init__(optimizer, lr_scheduler, init_from)
         self.save_hyperparameters()
-        width = NUM_KEYS if input_dim is None else input_dim
-        self.input_projection = nn.Identity() if input_dim is None else nn.Linear(NUM_KEYS, input_dim)
-        self.input_dropout = nn.Dropout(input_dropout)
-        self.encoder = encoder(width)
-        require_unidirectional(self.encoder, type(self).__name__)
-        if self.encoder.input_size != width:
-            raise ValueError(
-                f"encoder input_size {self.encoder.input_size} does not match input width {width}"
-            )
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.output_size, NUM_KEYS)
-        self.lr_patience = lr_patience
+        self.network = network(NUM_KEYS)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
         self.val_acc, self.test_acc = FrameAccuracy(), FrameAccuracy()
 
-    def _inputs(self, frames: Tensor) -> Tensor:
-        return self.input_dropout(self.input_projection(frames))
-
     def forward(self, rolls: Tensor, lengths: Tensor) -> Tensor:
         """Logits ``(B, T, 88)``: position t predicts frame t from frames ``0 … t-1``."""
-        shifted = torch.cat([rolls.new_zeros(rolls.size(0), 1, NUM_KEYS), rolls[:, :-1]], dim=1)
-        encoded = self.encoder(self._inputs(shifted), lengths=lengths)
-        return self.head(self.dropout(encoded.outputs))
-
-    def _nll(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        rolls, lengths = batch["rolls"], batch["lengths"]
-        logits = self(rolls, lengths)
-        mask = torch.arange(rolls.size(1), device=rolls.device).unsqueeze(0) < lengths.unsqueeze(1)
-        per_key = nn.functional.binary_cross_entropy_with_logits(logits, rolls, reduction="none")
-        nll_sum = (per_key.sum(-1) * mask).sum()
-        return nll_sum, mask.sum(), logits, mask
+        return self.network(rolls, lengths)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        nll_sum, frames, _, _ = self._nll(batch)
+        nll_sum, frames, _, _ = self.network.nll(batch["rolls"], batch["lengths"])
         loss = nll_sum / frames
         self.log("train/nll", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(frames))
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str, nll: NLLPerStep, acc: FrameAccuracy) -> None:
-        nll_sum, frames, logits, mask = self._nll(batch)
+        nll_sum, frames, logits, mask = self.network.nll(batch["rolls"], batch["lengths"])
         nll.update(nll_sum, frames)
-        acc.update(torch.sigmoid(logits), batch["rolls"], mask)
+        acc.update(logits.sigmoid(), batch["rolls"], mask)
         size = batch["rolls"].size(0)
         self.log(f"{stage}/nll", nll, on_epoch=True, prog_bar=True, batch_size=size)
         self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True, batch_size=size)
@@ -153,120 +104,49 @@ class PianoRollModel(MusicModel):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_nll, self.test_acc)
 
-    def configure_optimizers(self) -> Any:
-        optimizer = super().configure_optimizers()
-        if self.lr_patience is None:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=0.5, patience=self.lr_patience
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/nll"}}
+    def on_validation_epoch_end(self) -> None:
+        log_validation_sample(self, steps=32)
 
-    def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
-        return {
-            "steps_per_quarter": int(getattr(datamodule, "steps_per_quarter", 1)),
-            "dataset": str(getattr(datamodule, "dataset", "")),
-        }
-
-    @torch.no_grad()
-    def generate(
-        self,
-        steps: int | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int = 0,
-        primer: Sequence[Note] | None = None,
-        min_steps: int = 0,
-    ) -> list[Note]:
-        """Sample frames one at a time (a Bernoulli per key); ``top_k`` caps how many keys may sound.
-
-        Nucleus sampling has no meaning for independent keys: ``top_p`` is refused. A piano roll has no
-        end token: it always samples ``steps`` frames, so ``min_steps`` changes nothing.
-        """
-        if top_p is not None:
-            raise ValueError("top_p does not apply to a piano-roll model (independent keys); use top_k")
-        check_sampling(temperature, top_k, None)
-        steps = self.default_steps if steps is None else steps
-        was_training = self._enter_eval()
-        generator = torch.Generator().manual_seed(seed)
-        device = self.device
-        frames = notes_to_frames(primer or [])
-        state: State | None = None
-        frame = torch.zeros(1, NUM_KEYS, device=device)
-        for known in frames_to_roll(frames).to(device):  # read the primer
-            out, state = self.encoder.step(self._inputs(frame), state)
-            frame = known.unsqueeze(0)
-        sampled = []
-        for _ in range(steps):
-            out, state = self.encoder.step(self._inputs(frame), state)
-            logits = self.head(out)
-            frame = sample_bernoulli(logits.cpu(), temperature, top_k, generator).to(device)
-            sampled.append(frame[0].cpu())
-        self.train(was_training)
-        roll = torch.stack(sampled) if sampled else torch.zeros(0, NUM_KEYS)
-        return frames_to_notes([*frames, *roll_to_frames(roll)])
+    @classmethod
+    def upgrade_legacy(cls, checkpoint: dict[str, Any]) -> None:
+        """Format 1 (``PianoRollModel``): the layers and their settings move to the network."""
+        _upgrade(checkpoint, cls, "PianoRollNetwork", ["encoder", "input_dim", "input_dropout", "dropout"])
 
 
-class EventLanguageModel(MusicModel):
-    """An autoregressive language model over music event tokens.
+class EventComposer(SeqTask):
+    """Train an event language model: next-token NLL over note-on / note-off / time-shift tokens.
 
     Args:
+        network: the network, built with ``vocab_size`` and ``pad_index``.
         vocab_size: number of event tokens (linked from the datamodule).
-        encoder: a unidirectional recurrent encoder, built with the embedding width.
-        embedding_dim: token embedding width.
-        embedding_dropout: dropout on the token embeddings.
-        dropout: dropout on the encoder's outputs before the output layer.
         pad_index: padding token id (linked from the datamodule).
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
+        optimizer: see :class:`~seqtasks.tasks.base.SeqTask`.
+        lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`; a ``ReduceLROnPlateau`` follows ``val/nll``.
         init_from: checkpoint to fine-tune from (weights only).
     """
 
-    default_steps = 1024
+    monitor = "val/nll"
 
     def __init__(
         self,
+        network: Callable[[int, int], EventNetwork],
         vocab_size: int,
-        encoder: Callable[[int], RecurrentEncoder],
-        embedding_dim: int = 128,
-        embedding_dropout: float = 0.1,
-        dropout: float = 0.2,
         pad_index: int = 0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, init_from=init_from)
+        super().__init__(optimizer, lr_scheduler, init_from)
         self.save_hyperparameters()
-        self.pad_index = pad_index
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.encoder = encoder(embedding_dim)
-        require_unidirectional(self.encoder, type(self).__name__)
-        if self.encoder.input_size != embedding_dim:
-            raise ValueError(
-                f"encoder input_size {self.encoder.input_size} does not match embedding_dim {embedding_dim}"
-            )
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.output_size, vocab_size)
+        self.network = network(vocab_size, pad_index)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Next-token logits ``(B, T, vocab_size)``."""
-        encoded = self.encoder(self.embedding_dropout(self.embedding(inputs)), lengths=lengths)
-        return self.head(self.dropout(encoded.outputs))
+        return self.network(inputs, lengths)
 
     def _nll(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        logits = self(batch["inputs"], batch["lengths"])
-        targets = batch["targets"]
-        nll_sum = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=self.pad_index,
-            reduction="sum",
-        )
-        return nll_sum, (targets != self.pad_index).sum()
+        return self.network.nll(batch["inputs"], batch["lengths"], batch["targets"])
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         nll_sum, tokens = self._nll(batch)
@@ -287,74 +167,25 @@ class EventLanguageModel(MusicModel):
     def on_validation_epoch_end(self) -> None:
         if self.val_nll.update_count:
             self.log("val/ppl", math.exp(float(self.val_nll.compute())))
+        log_validation_sample(self, steps=128)
 
     def on_test_epoch_end(self) -> None:
         if self.test_nll.update_count:
             self.log("test/ppl", math.exp(float(self.test_nll.compute())))
 
-    def collect_artefacts(self, datamodule: Any) -> dict[str, Any]:
-        return {
-            "vocabulary": list(datamodule.vocabulary),
-            "steps_per_quarter": int(getattr(datamodule, "steps_per_quarter", STEPS_PER_QUARTER)),
-        }
-
-    @property
-    def codec(self) -> EventCodec:
-        if "vocabulary" not in self.artefacts:
-            raise ValueError("this model has no event vocabulary (not trained through a music datamodule?)")
-        return EventCodec(self.artefacts["vocabulary"])
-
-    @torch.no_grad()
-    def generate(
-        self,
-        steps: int | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int = 0,
-        primer: Sequence[Note] | None = None,
-        min_steps: int = 0,
-    ) -> list[Note]:
-        """Sample tokens until ``<eos>`` or ``steps`` new tokens; the primer's events are read first.
-
-        ``<eos>`` is held back for the first ``min_steps`` new tokens: a small model tends to end a chorale
-        at the first fermata, which looks locally like the last one.
-        """
-        check_sampling(temperature, top_k, top_p)
-        steps = self.default_steps if steps is None else steps
-        codec = self.codec
-        was_training = self._enter_eval()
-        generator = torch.Generator().manual_seed(seed)
-        # a primer's events end where its last note ends: the model continues from there
-        tokens = codec.encode(primer, eos=False) if primer else [codec.bos_id]
-        state: State | None = None
-        device = self.device
-        for token in tokens[:-1]:
-            _, state = self.encoder.step(self.embedding(torch.tensor([token], device=device)), state)
-        last = tokens[-1]
-        for step in range(steps):
-            out, state = self.encoder.step(self.embedding(torch.tensor([last], device=device)), state)
-            logits = self.head(out)
-            logits[:, [codec.pad_id, codec.bos_id]] = float("-inf")
-            if step < min_steps:
-                logits[:, codec.eos_id] = float("-inf")
-            last = int(sample_categorical(logits.cpu(), temperature, top_k, top_p, generator)[0])
-            tokens.append(last)
-            if last == codec.eos_id:
-                break
-        self.train(was_training)
-        return codec.decode(tokens)
-
-
-def sample_title(seed: int, temperature: float) -> str:
-    """Title of a sample's MIDI file and PNG: settings only, so equal settings give equal bytes."""
-    return f"seqtasks sample (seed {seed}, temperature {temperature})"
+    @classmethod
+    def upgrade_legacy(cls, checkpoint: dict[str, Any]) -> None:
+        """Format 1 (``EventLanguageModel``): the layers and their settings move to the network."""
+        _upgrade(
+            checkpoint, cls, "EventNetwork", ["encoder", "embedding_dim", "embedding_dropout", "dropout"]
+        )
 
 
 class MusicSample(pl.Callback):
     """At the end of fit, sample a piece from the best checkpoint and write ``samples/sample.mid`` + ``.png``.
 
-    The files go into the run directory (beside ``checkpoints/``), and their paths are printed.
+    The files go into the run directory (beside ``checkpoints/``) and their paths are printed; the piano
+    roll is also logged as the figure ``sample/piano_roll`` (to W&B, or as a PNG beside the logs).
 
     Args:
         steps: new steps (event tokens or frames) at most; the model's default when None.
@@ -388,22 +219,19 @@ class MusicSample(pl.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from seqtasks.music.midi import save_piece
-        from seqtasks.tasks.base import load_task
-
         if trainer.interrupted:
             return
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
-        model = load_task(best) if best and os.path.exists(best) else pl_module
+        composer = Composer.from_checkpoint(best) if best and os.path.exists(best) else Composer(pl_module)
         if best:
             folder = os.path.join(os.path.dirname(os.path.dirname(best)), "samples")
         else:
             folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "samples")
-        notes = model.generate(
-            self.steps, self.temperature, self.top_k, self.top_p, self.seed, min_steps=self.min_steps
-        )
-        title = sample_title(self.seed, self.temperature)
-        self.paths = save_piece(
-            os.path.join(folder, f"{self.name}.mid"), notes, model.steps_per_quarter, title=title
-        )
+        settings = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+        notes = composer.generate(self.steps, **settings, seed=self.seed, min_steps=self.min_steps)
+        title = composer.title(self.seed, self.temperature)
+        self.paths = composer.save(os.path.join(folder, f"{self.name}.mid"), notes, title=title)
         print(f"sample/midi: {self.paths[0]} ({len(notes)} notes)\nsample/png: {self.paths[1]}", flush=True)
+        log_figure(
+            pl_module, "sample/piano_roll", piano_roll_figure(notes, composer.steps_per_quarter, title)
+        )

@@ -23,9 +23,9 @@ from seqtasks.analysis.gradients import (
     scale_recurrent_weights,
     set_memory_gate_bias,
 )
-from seqtasks.encoders import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RNNEncoder, TorchRNNEncoder
+from seqtasks.encoders import ElmanEncoder, FusedRecurrentEncoder, GRUEncoder, LSTMEncoder, RNNEncoder
+from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.nn.poolers import LastStatePooler, MaxPooler
-from seqtasks.tasks.classification import SequenceClassifier
 
 
 def _readout(width: int, seed: int = 1):
@@ -66,7 +66,7 @@ ENCODERS = {
     "gru": lambda: GRUEncoder(5, 7, bidirectional=False),
     "lstm": lambda: LSTMEncoder(5, 7, bidirectional=False),
     "lstm-2-layers": lambda: LSTMEncoder(5, 7, num_layers=2, bidirectional=False),
-    "elman": lambda: ElmanRNNEncoder(5, 7),
+    "elman": lambda: ElmanEncoder(5, 7),
 }
 
 
@@ -91,7 +91,7 @@ def test_probe_input_gradients_agree_with_autograd_over_the_whole_sequence(name:
 def test_probe_hidden_gradient_of_a_tanh_rnn_is_the_backpropagated_jacobian() -> None:
     """One step back, ∂L/∂h⟨T−2⟩ = W_hhᵀ·diag(1−h⟨T−1⟩²)·∂L/∂h⟨T−1⟩ (a single row, so no averaging)."""
     torch.manual_seed(0)
-    encoder = ElmanRNNEncoder(3, 4).double()
+    encoder = ElmanEncoder(3, 4).double()
     inputs = torch.randn(1, 6, 3, dtype=torch.float64)
     weight = torch.randn(4, dtype=torch.float64)
     profile = probe_encoder(encoder, inputs, lambda h: h @ weight)
@@ -112,12 +112,14 @@ def test_bidirectional_encoder_gives_input_gradients_only() -> None:
         profile.decay_slope("hidden")
 
 
-def _classifier(pooler=LastStatePooler, cell: str = "gru") -> SequenceClassifier:
+def _classifier(pooler=LastStatePooler, cell: str = "gru") -> ClassifierNetwork:
+    """A classifier network, built directly (the probe takes the network, no LightningModule)."""
     torch.manual_seed(0)
-    return SequenceClassifier(
-        vocab_size=20,
-        labels=["a", "b"],
-        encoder=partial(TorchRNNEncoder, hidden_size=6, cell=cell, bidirectional=False),
+    return ClassifierNetwork(
+        20,
+        2,
+        0,
+        encoder=partial(FusedRecurrentEncoder, hidden_size=6, cell=cell, bidirectional=False),
         pooler=pooler,
         embedding_dim=5,
     )

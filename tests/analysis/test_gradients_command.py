@@ -87,6 +87,42 @@ def test_settings_are_validated_with_the_flag_named() -> None:
         main(["gradients", "--clip", "-1"])
 
 
+def test_the_command_defaults_are_the_settings_defaults() -> None:
+    """``seqtasks gradients`` writes its defaults out (its --help imports nothing heavy): they must agree."""
+    import argparse
+
+    from seqtasks.analysis.settings import LabSettings
+    from seqtasks.commands import gradients
+
+    parser = argparse.ArgumentParser()
+    gradients.add_arguments(parser)
+    options = vars(parser.parse_args([]))
+    defaults = LabSettings()
+    for name, value in vars(defaults).items():
+        if name == "encoders":
+            assert options[name].split(",") == value
+        elif name == "distances":
+            assert [int(d) for d in options[name].split(",")] == value
+        elif name == "gate_biases":
+            assert options["gate_bias"] == "torch" and value == [None]
+        else:
+            assert options[name] == value, name
+
+
+def test_build_model_takes_the_optimizer_as_a_constructor_argument() -> None:
+    """``--optimizer sgd`` gives plain SGD through SequenceClassifier's ``optimizer`` (no subclass)."""
+    import torch
+
+    from seqtasks.analysis.lab import lab_optimizer
+    from seqtasks.analysis.settings import LabSettings
+
+    parameters = [torch.nn.Parameter(torch.zeros(1))]
+    sgd = lab_optimizer(LabSettings(optimizer="sgd", lr=0.1))(parameters)
+    adamw = lab_optimizer(LabSettings(lr=0.01))(parameters)
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["lr"] == 0.1 and sgd.defaults["weight_decay"] == 0
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["weight_decay"] == 0.0
+
+
 def test_chance_band_and_the_distance_where_a_model_stays_at_chance() -> None:
     assert at_chance(0.53, 0.5, 1000) and not at_chance(0.56, 0.5, 1000)
     runs = [

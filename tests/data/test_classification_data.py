@@ -66,7 +66,7 @@ def test_prepare_writes_json_in_cache_dir_and_is_reused(
     def must_not_run() -> None:
         raise AssertionError("prepared again instead of reading the file")
 
-    monkeypatch.setattr(again, "_run_prepare", must_not_run)
+    monkeypatch.setattr(again, "run_prepare", must_not_run)
     assert again.prepared_path() == path
     assert again.vocab_size == dm.vocab_size and again.labels == dm.labels
 
@@ -179,7 +179,7 @@ def test_batches_hold_the_encoded_rows(tiny_reviews: Path, streaming: bool) -> N
     for batch in dm.test_dataloader():
         for row, index in enumerate(batch["indices"].tolist()):
             length = int(batch["lengths"][row])
-            expected = dm.text_encoder(table["text"][index])
+            expected = dm.text_codec(table["text"][index])
             assert 0 < length <= 6
             assert batch["tokens"][row, :length].tolist() == expected
             assert set(batch["tokens"][row, length:].tolist()) <= {dm.pad_index}
@@ -221,8 +221,13 @@ def test_missing_column_names_file_and_column(tiny_reviews: Path, streaming: boo
 @MODES
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("", "empty text"), ("   \n", "empty text"), (None, "expected text, got NoneType")],
-    ids=["empty", "blank", "null"],
+    [
+        ("", "empty text"),
+        ("   \n", "empty text"),
+        ("<br />", "empty text"),
+        (None, "expected text, got NoneType"),
+    ],
+    ids=["empty", "blank", "only-html", "null"],
 )
 def test_empty_text_names_file_row_and_field(
     tmp_path: Path, streaming: bool, text: str | None, problem: str
@@ -351,3 +356,13 @@ def test_real_womens_clothing_has_five_star_classes() -> None:
     assert dm.prepared["train_rows"] == 18_112
     stars = Counter(load_split(dm.resolved, "train")["stars"])
     assert sorted(stars) == [1, 2, 3, 4, 5]
+
+
+def test_artefacts_are_the_codec_state(tiny_reviews: Path) -> None:
+    """What the task keeps in its checkpoints: the codec's state, plain data, as the codec encodes."""
+    dm = _module(tiny_reviews)
+    dm.prepare_data()
+    artefacts = dm.artefacts()
+    assert list(artefacts) == ["text_codec"]
+    assert artefacts["text_codec"] == dm.text_codec.state_dict()
+    assert artefacts["text_codec"]["vocabulary"] == dm.prepared["vocabulary"]

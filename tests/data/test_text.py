@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from seqtasks.data.text import PAD, UNK, TextEncoder, Vocabulary, WordTokenizer
+from seqtasks.data.text import PAD, UNK, EmptyTextError, TextCodec, Vocabulary, WordTokenizer
 
 
 def test_tokenizer_drops_html_breaks_lowercases_and_splits_punctuation() -> None:
@@ -72,35 +72,49 @@ def test_vocabulary_refuses_a_bad_token_list() -> None:
         Vocabulary([PAD, UNK, "a", "a"])
 
 
-def _encoder() -> TextEncoder:
+def _codec() -> TextCodec:
     texts = ["A great film.", "A dull<br />film!", "great acting"]
     tokenizer = WordTokenizer()
-    return TextEncoder(tokenizer, Vocabulary.build(tokenizer(t) for t in texts), max_length=4)
+    return TextCodec(tokenizer, Vocabulary.build(tokenizer(t) for t in texts), max_length=4)
 
 
-def test_text_encoder_truncates_to_max_length() -> None:
+def test_text_codec_truncates_to_max_length() -> None:
     """``max_length`` keeps the first tokens of a long text."""
-    encoder = _encoder()
-    ids = encoder("a great film . great great")
+    codec = _codec()
+    ids = codec("a great film . great great")
     assert len(ids) == 4
-    assert ids == encoder.vocabulary.encode(["a", "great", "film", "."])
+    assert ids == codec.vocabulary.encode(["a", "great", "film", "."])
 
 
-def test_text_encoder_state_is_json_serialisable() -> None:
-    """The encoder's state is plain data: JSON holds it and it rebuilds an identical encoder."""
-    encoder = _encoder()
-    rebuilt = TextEncoder.from_state(json.loads(json.dumps(encoder.state_dict())))
-    for text in ("A great film.", "unseen words<br />here", ""):
-        assert rebuilt(text) == encoder(text)
-    assert rebuilt.vocabulary.tokens == encoder.vocabulary.tokens
-    assert rebuilt.max_length == encoder.max_length
+@pytest.mark.parametrize("text", ["", "   \n", "<br /><br/>"], ids=["empty", "blank", "only-html"])
+def test_text_codec_refuses_an_empty_text(text: str) -> None:
+    """A text with no words is refused (training and inference share the codec, so both refuse it)."""
+    with pytest.raises(EmptyTextError, match="empty text"):
+        _codec()(text)
+    assert issubclass(EmptyTextError, ValueError)
 
 
-def test_text_encoder_state_loads_with_weights_only() -> None:
-    """A checkpoint holding the encoder state loads with ``torch.load(weights_only=True)``."""
-    encoder = _encoder()
+def test_text_codec_maps_unknown_words_to_unk() -> None:
+    """A text of unknown words only is not empty: every word becomes <unk>."""
+    codec = _codec()
+    assert codec("zyzzyva quuxly") == [codec.vocabulary.unk_index] * 2
+
+
+def test_text_codec_state_is_json_serialisable() -> None:
+    """The codec's state is plain data: JSON holds it and it rebuilds an identical codec."""
+    codec = _codec()
+    rebuilt = TextCodec.from_state(json.loads(json.dumps(codec.state_dict())))
+    for text in ("A great film.", "unseen words<br />here"):
+        assert rebuilt(text) == codec(text)
+    assert rebuilt.vocabulary.tokens == codec.vocabulary.tokens
+    assert rebuilt.max_length == codec.max_length
+
+
+def test_text_codec_state_loads_with_weights_only() -> None:
+    """A checkpoint holding the codec state loads with ``torch.load(weights_only=True)``."""
+    codec = _codec()
     buffer = io.BytesIO()
-    torch.save({"text_encoder": encoder.state_dict()}, buffer)
+    torch.save({"text_codec": codec.state_dict()}, buffer)
     buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)["text_encoder"]
-    assert TextEncoder.from_state(state)("a dull film") == encoder("a dull film")
+    state = torch.load(buffer, weights_only=True)["text_codec"]
+    assert TextCodec.from_state(state)("a dull film") == codec("a dull film")

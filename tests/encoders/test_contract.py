@@ -13,13 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from seqtasks.encoders import (
-    ElmanRNNEncoder,
+    ElmanEncoder,
+    FusedRecurrentEncoder,
     GRUEncoder,
     LSTMEncoder,
     RecurrentEncoder,
     RNNEncoder,
     State,
-    TorchRNNEncoder,
 )
 
 INPUT, HIDDEN = 5, 7
@@ -33,7 +33,7 @@ FACTORIES: dict[str, Callable[..., RecurrentEncoder]] = {
     "gru-padded": lambda **kw: GRUEncoder(variable_length="padded", **kw),
     "lstm-pack": lambda **kw: LSTMEncoder(variable_length="pack", **kw),
     "lstm-padded": lambda **kw: LSTMEncoder(variable_length="padded", **kw),
-    "elman": lambda **kw: ElmanRNNEncoder(**kw),
+    "elman": lambda **kw: ElmanEncoder(**kw),
 }
 
 
@@ -140,7 +140,7 @@ def test_more_padding_changes_nothing(encoder: RecurrentEncoder) -> None:
 
 def test_matches_the_torch_module_on_full_rows(encoder: RecurrentEncoder) -> None:
     """On unpadded rows each encoder is exactly the textbook recurrence of torch.nn (anchors the others)."""
-    if isinstance(encoder, TorchRNNEncoder):
+    if isinstance(encoder, FusedRecurrentEncoder):
         module = encoder.rnn
     else:
         module = nn.RNN(

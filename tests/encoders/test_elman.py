@@ -1,4 +1,4 @@
-"""The from-scratch ElmanRNNEncoder against the library it mirrors: torch.nn.RNN and RNNEncoder.
+"""The from-scratch ElmanEncoder against the library it mirrors: torch.nn.RNN and RNNEncoder.
 
 Same weights (copied state dicts) must give the same outputs, final states and gradients, so the loop
 in elman.py can be read as a faithful account of what the fused kernel computes.
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from seqtasks.encoders import ElmanRNNEncoder, RNNEncoder
+from seqtasks.encoders import ElmanEncoder, RNNEncoder
 
 INPUT, HIDDEN, BATCH, TIME = 5, 7, 4, 9
 
@@ -31,12 +31,12 @@ def to_torch_layout(state: Tensor, directions: int) -> Tensor:
     )
 
 
-def pair(num_layers: int, bidirectional: bool) -> tuple[ElmanRNNEncoder, nn.RNN]:
+def pair(num_layers: int, bidirectional: bool) -> tuple[ElmanEncoder, nn.RNN]:
     torch.manual_seed(0)
     torch_rnn = nn.RNN(
         INPUT, HIDDEN, num_layers, nonlinearity="tanh", batch_first=True, bidirectional=bidirectional
     ).double()
-    elman = ElmanRNNEncoder(INPUT, HIDDEN, num_layers, bidirectional).double()
+    elman = ElmanEncoder(INPUT, HIDDEN, num_layers, bidirectional).double()
     elman.load_state_dict(torch_rnn.state_dict())
     return elman, torch_rnn
 
@@ -45,7 +45,7 @@ def pair(num_layers: int, bidirectional: bool) -> tuple[ElmanRNNEncoder, nn.RNN]
 def test_state_dict_has_torch_names_and_shapes(num_layers: int, bidirectional: bool) -> None:
     """Weights move between the reference and torch.nn.RNN in both directions, by name and shape."""
     torch.manual_seed(0)
-    elman = ElmanRNNEncoder(INPUT, HIDDEN, num_layers, bidirectional)
+    elman = ElmanEncoder(INPUT, HIDDEN, num_layers, bidirectional)
     torch_rnn = nn.RNN(INPUT, HIDDEN, num_layers, batch_first=True, bidirectional=bidirectional)
     ours = {k: tuple(v.shape) for k, v in elman.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in torch_rnn.state_dict().items()}
@@ -59,7 +59,7 @@ def test_state_dict_has_torch_names_and_shapes(num_layers: int, bidirectional: b
 def test_initialised_like_torch() -> None:
     """Uniform in ±1/sqrt(hidden) for every tensor (biases included), as torch.nn.RNN does."""
     torch.manual_seed(0)
-    elman = ElmanRNNEncoder(INPUT, 64, num_layers=2, bidirectional=True)
+    elman = ElmanEncoder(INPUT, 64, num_layers=2, bidirectional=True)
     bound = 1 / math.sqrt(64)
     for name, parameter in elman.named_parameters():
         assert parameter.abs().max() <= bound, name
@@ -81,7 +81,7 @@ def test_same_outputs_states_and_gradients_as_torch_rnn(num_layers: int, bidirec
     def run(model: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
         inputs = x.clone().requires_grad_(True)
         start = h0.clone().requires_grad_(True)
-        if isinstance(model, ElmanRNNEncoder):
+        if isinstance(model, ElmanEncoder):
             out = model(inputs, initial_state=(start,))
             outputs, h_n = out.outputs, to_torch_layout(out.state[0], directions)
         else:
@@ -106,7 +106,7 @@ def test_same_as_rnn_encoder_on_ragged_batches(
     """With padding and an empty row, the reference agrees with RNNEncoder on both of its exact paths."""
     torch.manual_seed(0)
     library = RNNEncoder(INPUT, HIDDEN, num_layers, bidirectional, variable_length=variable_length).double()
-    elman = ElmanRNNEncoder(INPUT, HIDDEN, num_layers, bidirectional).double()
+    elman = ElmanEncoder(INPUT, HIDDEN, num_layers, bidirectional).double()
     elman.load_state_dict({name.removeprefix("rnn."): value for name, value in library.state_dict().items()})
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(BATCH, TIME, INPUT, generator=generator, dtype=torch.float64)
@@ -136,14 +136,14 @@ def test_same_as_rnn_encoder_on_ragged_batches(
 def test_dropout_only_between_layers_and_only_in_training() -> None:
     """dropout acts between stacked layers while training; evaluation is deterministic and dropout-free."""
     torch.manual_seed(0)
-    plain = ElmanRNNEncoder(INPUT, HIDDEN, num_layers=2, dropout=0.0).double()
-    dropped = ElmanRNNEncoder(INPUT, HIDDEN, num_layers=2, dropout=0.5).double()
+    plain = ElmanEncoder(INPUT, HIDDEN, num_layers=2, dropout=0.0).double()
+    dropped = ElmanEncoder(INPUT, HIDDEN, num_layers=2, dropout=0.5).double()
     dropped.load_state_dict(plain.state_dict())
     x = torch.randn(BATCH, TIME, INPUT, dtype=torch.float64)
     expected = plain(x).outputs
     torch.testing.assert_close(dropped.eval()(x).outputs, expected)
     assert not torch.allclose(dropped.train()(x).outputs, expected)
-    top_only = ElmanRNNEncoder(INPUT, HIDDEN, num_layers=1, dropout=0.5).double()
+    top_only = ElmanEncoder(INPUT, HIDDEN, num_layers=1, dropout=0.5).double()
     torch.testing.assert_close(top_only.train()(x).outputs, top_only.eval()(x).outputs)
 
 
@@ -155,4 +155,4 @@ def test_dropout_only_between_layers_and_only_in_training() -> None:
 def test_invalid_settings_are_refused_at_construction(kwargs: dict) -> None:
     """A contradictory configuration fails when the model is built, naming the field."""
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        ElmanRNNEncoder(INPUT, **kwargs)
+        ElmanEncoder(INPUT, **kwargs)

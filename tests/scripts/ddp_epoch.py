@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import lightning.pytorch as pl
 
 from seqtasks.data import TextClassificationDataModule
 from seqtasks.encoders import GRUEncoder
+from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.tasks import SequenceClassifier
 
 
@@ -69,11 +71,14 @@ def train(
         shuffle_buffer=16,
     )
     model = SequenceClassifier(
+        network=partial(
+            ClassifierNetwork,
+            encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
+            embedding_dim=8,
+        ),
         vocab_size=data.vocab_size,
         labels=data.labels,
         pad_index=data.pad_index,
-        encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
-        embedding_dim=8,
     )
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pyarrow.parquet as pq
+import torch
 
 from seqtasks.data.translation import TranslationDataModule
 from seqtasks.encoders import GRUEncoder
-from seqtasks.tasks.translation import Seq2SeqTranslator, corpus_scores
+from seqtasks.inference.translation import Translator, corpus_scores
+from seqtasks.networks.seq2seq import Seq2SeqNetwork
+from seqtasks.tasks.translation import Seq2SeqTranslator
 
 
 def main() -> None:
@@ -29,16 +33,20 @@ def main() -> None:
     args = parser.parse_args()
     pl.seed_everything(3)
     data = TranslationDataModule(args.dataset, subword_vocab_size=80, min_frequency=1, batch_size=4)
-    model = Seq2SeqTranslator(
-        source_vocab_size=data.source_vocab_size,
-        target_vocab_size=data.target_vocab_size,
+    network = partial(
+        Seq2SeqNetwork,
         encoder=lambda size: GRUEncoder(size, hidden_size=16),
         decoder=lambda size: GRUEncoder(size, hidden_size=32, bidirectional=False),
         embedding_dim=16,
         attentional_size=32,
+    )
+    model = Seq2SeqTranslator(
+        network,
+        source_vocab_size=data.source_vocab_size,
+        target_vocab_size=data.target_vocab_size,
         val_bleu_sentences=0,
         attention_maps=0,
-        lr=0.02,
+        optimizer=partial(torch.optim.AdamW, lr=0.02, weight_decay=0.0),
     )
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -57,7 +65,7 @@ def main() -> None:
     if trainer.is_global_zero:
         table = pq.read_table(Path(args.dataset) / "test.parquet", columns=["en", "hi"])
         sources, references = table.column("en").to_pylist(), table.column("hi").to_pylist()
-        alone = model.translate(sources, 1)
+        alone = Translator.from_task(model).translate(sources, beam=1)
         report = model.test_report or {}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "report.json").write_text(

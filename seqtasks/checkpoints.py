@@ -1,0 +1,134 @@
+"""Reading seqtasks checkpoints, upgrading those of earlier layouts, and loading a task from one.
+
+A seqtasks checkpoint is a Lightning checkpoint with a ``"seqtasks"`` entry: the task's class path, the
+layout ``format`` and the artefacts (vocabularies, tokenizers, label names as plain data). Everything in
+it loads with ``torch.load(weights_only=True)``.
+
+Format 1 (before the networks moved out of the LightningModules) kept the layers on the task itself
+(``embedding.weight``) and the optimizer as flat settings (``lr``, ``step_decay_start``, ...). Format 2
+keeps them on ``task.network`` (``network.embedding.weight``) and the optimizer and schedule as
+``class_path`` / ``init_args``. :func:`upgrade_checkpoint` turns a format-1 checkpoint into format 2 in
+memory, through the task class's ``upgrade_legacy``; inference, ``fit --ckpt_path`` (resume) and
+``init_from`` (fine-tune) all read through it, so every checkpoint a user has keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from typing import Any
+
+import torch
+
+CHECKPOINT_KEY = "seqtasks"
+FORMAT = 2
+
+RENAMED_TASKS = {
+    "seqtasks.tasks.music.PianoRollModel": "seqtasks.tasks.music.PianoRollComposer",
+    "seqtasks.tasks.music.EventLanguageModel": "seqtasks.tasks.music.EventComposer",
+}
+"""Task classes that were renamed: the name a checkpoint carries → the class that loads it."""
+
+
+class CheckpointError(ValueError):
+    """A file that is not a seqtasks checkpoint, or not one this task can use."""
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """The checkpoint at ``path`` as plain data (``weights_only``), or an error naming the file."""
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except Exception as error:  # a truncated file, a pickle with code in it, not a torch file at all
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError(f"{path}: not a seqtasks checkpoint (no {CHECKPOINT_KEY!r} entry)")
+    return checkpoint
+
+
+def task_path(checkpoint: dict[str, Any]) -> str:
+    """The class path of the task that loads ``checkpoint`` (after renames)."""
+    name = checkpoint[CHECKPOINT_KEY]["task"]
+    return RENAMED_TASKS.get(name, name)
+
+
+def task_class(checkpoint: dict[str, Any]) -> type:
+    module_name, _, class_name = task_path(checkpoint).rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Bring ``checkpoint`` to the current :data:`FORMAT`, in place; returns it."""
+    entry = checkpoint[CHECKPOINT_KEY]
+    if entry.get("format", 1) < FORMAT:
+        cls = task_class(checkpoint)
+        cls.upgrade_legacy(checkpoint)
+        entry["task"] = task_path(checkpoint)
+        hparams = checkpoint.get("hyper_parameters", {})
+        if "_class_path" in hparams:  # LightningCLI's record of the class: Lightning instantiates it
+            hparams["_class_path"] = entry["task"]
+        entry["format"] = FORMAT
+    return checkpoint
+
+
+def load_task(path: str | os.PathLike, map_location: str = "cpu") -> Any:
+    """Load any seqtasks checkpoint in eval mode: no config file, no data, no network needed."""
+    checkpoint = upgrade_checkpoint(read_checkpoint(path, map_location))
+    cls = task_class(checkpoint)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
+    model = cls.load_from_checkpoint(buffer, map_location=map_location, weights_only=True)
+    model.checkpoint_path = str(path)
+    model.eval()
+    return model
+
+
+# ---- helpers for the tasks' upgrade_legacy ----------------------------------------------------------
+def legacy_optimizer(hparams: dict[str, Any]) -> None:
+    """Replace format 1's flat optimizer settings in ``hparams`` by ``optimizer`` / ``lr_scheduler``."""
+    lr = hparams.pop("lr", 1e-3)
+    weight_decay = hparams.pop("weight_decay", 0.0)
+    step_decay = hparams.pop("step_decay", 0.5)
+    step_decay_start = hparams.pop("step_decay_start", None)
+    kind = hparams.pop("optimizer", "adam")
+    momentum = hparams.pop("momentum", 0.9)
+    lr_decay = hparams.pop("lr_decay", 0.05)
+    lr_patience = hparams.pop("lr_patience", None)
+    if kind == "sgd":
+        hparams["optimizer"] = _class("torch.optim.SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        hparams["lr_scheduler"] = _class("seqtasks.optim.InverseTimeDecay", decay=lr_decay)
+        return
+    hparams["optimizer"] = _class("torch.optim.AdamW", lr=lr, weight_decay=weight_decay)
+    if step_decay_start is not None:
+        hparams["lr_scheduler"] = _class(
+            "seqtasks.optim.StepDecay", start=step_decay_start, factor=step_decay
+        )
+    elif lr_patience is not None:
+        hparams["lr_scheduler"] = _class(
+            "lightning.pytorch.cli.ReduceLROnPlateau", monitor="val/nll", factor=0.5, patience=lr_patience
+        )
+    else:
+        hparams["lr_scheduler"] = None
+
+
+def legacy_network(
+    checkpoint: dict[str, Any], class_path: str, keys: list[str], *, keep: tuple[str, ...] = ()
+) -> None:
+    """Move the network's settings in ``hyper_parameters`` under ``network``, its tensors under ``network.``.
+
+    ``keys`` are the settings that now belong to the network (the data sizes stay on the task, which
+    passes them on); ``keep`` are settings that stay on the task as well as going to the network.
+    """
+    hparams = checkpoint["hyper_parameters"]
+    init_args = {key: hparams.pop(key) if key not in keep else hparams[key] for key in keys if key in hparams}
+    hparams["network"] = {"class_path": class_path, "init_args": init_args}
+    checkpoint["state_dict"] = {f"network.{k}": v for k, v in checkpoint["state_dict"].items()}
+
+
+def _class(class_path: str, **init_args: Any) -> dict[str, Any]:
+    return {"class_path": class_path, "init_args": init_args}

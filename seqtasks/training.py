@@ -1,0 +1,131 @@
+"""LightningCLI for seqtasks recipes: data sizes linked into the model, base recipes, configs kept with runs.
+
+A recipe may build on another one: a top-level ``base: other.yaml`` (relative to the recipe) loads that
+file first, and the recipe then says only what differs (lists such as ``trainer.callbacks+:`` append).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+DATA_LINKS = (
+    "vocab_size",
+    "labels",
+    "pad_index",
+    "char_vocab_size",
+    "source_vocab_size",
+    "target_vocab_size",
+    "word_vectors",
+)
+"""Sizes and files only the data knows: a datamodule attribute of that name, when the model's constructor
+takes an argument of that name, is linked into it at instantiation (never written in a recipe)."""
+
+
+class LoggerSaveConfigCallback(SaveConfigCallback):
+    """Write the resolved config.yaml to the run directory and send it to the loggers (W&B's config).
+
+    With W&B, a copy also goes into the run's own files folder, so each run keeps the config it ran with.
+    """
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        dumped = self.parser.dump(self.config, skip_none=False, format="yaml")
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": yaml.safe_load(dumped)})
+            if type(logger).__name__ == "WandbLogger":
+                run_dir = getattr(logger.experiment, "dir", None)
+                if run_dir and os.path.isdir(run_dir):
+                    with open(os.path.join(run_dir, "config.yaml"), "w") as handle:
+                        handle.write(dumped)
+
+
+class SeqtasksCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        for name in DATA_LINKS:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True, help="After fit, test the best checkpoint."
+        )
+        parser.add_argument(
+            "--base", type=str | None, default=None, help="The recipe this one builds on (loaded first)."
+        )
+
+    def after_fit(self) -> None:
+        test_after = self.config.get(self.subcommand, {}).get("test_after_fit", True)
+        datamodule = self.datamodule
+        if test_after and datamodule is not None and getattr(datamodule, "test_split", None):
+            if self.trainer.interrupted:
+                return
+            has_best = self.trainer.checkpoint_callback is not None and getattr(
+                self.trainer.checkpoint_callback, "best_model_path", ""
+            )
+            self.trainer.test(self.model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+
+
+def default_wandb_mode() -> None:
+    """Log offline when there are no W&B credentials (sync later with ``wandb sync``)."""
+    if "WANDB_MODE" in os.environ or os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = os.path.join(os.path.expanduser("~"), ".netrc")
+    if os.path.exists(netrc):
+        with open(netrc) as handle:
+            if "api.wandb.ai" in handle.read():
+                return
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def recipe_chain(path: str | os.PathLike) -> list[str]:
+    """``path`` preceded by the recipes it builds on (``base:``), the most basic first."""
+    chain: list[str] = []
+    current: Path | None = Path(path)
+    while current is not None:
+        if str(current) in chain:
+            raise SystemExit(f"{path}: recipes build on each other in a circle ({' → '.join(chain)})")
+        chain.insert(0, str(current))
+        try:
+            content = yaml.safe_load(current.read_text()) or {}
+        except OSError as error:
+            raise SystemExit(f"{current}: cannot read the recipe ({error.strerror})") from None
+        base = content.get("base") if isinstance(content, dict) else None
+        current = (current.parent / base) if base else None
+    return chain
+
+
+def expand_bases(argv: list[str]) -> list[str]:
+    """Every ``--config RECIPE`` of ``argv`` preceded by ``--config BASE`` for each recipe it builds on."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--config" and index + 1 < len(argv):
+            path, index = argv[index + 1], index + 2
+        elif arg.startswith("--config="):
+            path, index = arg.split("=", 1)[1], index + 1
+        else:
+            out.append(arg)
+            index += 1
+            continue
+        for file in recipe_chain(path) if os.path.isfile(path) else [path]:
+            out += ["--config", file]
+    return out
+
+
+def run_lightning(args: list[str] | None = None, run: bool = True) -> SeqtasksCLI:
+    """LightningCLI over ``args`` (None: ``sys.argv``), with base recipes expanded."""
+    import sys
+
+    default_wandb_mode()
+    expanded = expand_bases(list(sys.argv[1:] if args is None else args))
+    return SeqtasksCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=LoggerSaveConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        args=expanded,
+        run=run,
+        auto_configure_optimizers=False,
+    )

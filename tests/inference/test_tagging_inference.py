@@ -1,0 +1,64 @@
+"""The tagging inference API: legacy (format-1) checkpoints give bit-identical outputs, and bad input is
+refused the way training refuses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqtasks.inference.tagging import Tagger
+from seqtasks.networks.tagger import TaggerNetwork
+from seqtasks.tasks import TokenTagger
+from seqtasks.checkpoints import load_task
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return torch.load(LEGACY / "expected.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", ["tagger", "tagger_softmax"])
+def test_legacy_checkpoint_reproduces_its_recorded_outputs(name: str, expected: dict) -> None:
+    """Format 1 (layers on the task, optimizer as flat settings) loads weights_only and tags bit for bit."""
+    record = expected[name]
+    task = load_task(LEGACY / f"{name}.ckpt")
+    assert isinstance(task, TokenTagger) and not task.training
+    assert isinstance(task.network, TaggerNetwork) and (task.network.crf is None) == (
+        name == "tagger_softmax"
+    )
+    optimizer = task.configure_optimizers()  # format 1's adam, lr 0.02, no step decay
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["lr"] == 0.02
+    tagger = Tagger.from_task(task)
+    assert tagger.tag_tokens(record["sentences"]) == record["tags"]
+    results = tagger.tag(record["texts"])
+    assert [r["tokens"] for r in results] == record["tag_tokens"]
+    assert [r["tags"] for r in results] == record["tag_tags"]
+    assert [[list(e) for e in r["entities"]] for r in results] == record["tag_entities"]
+    batch = tagger.encode(record["sentences"])
+    for key in ("words", "chars", "casing", "lengths"):
+        assert torch.equal(batch[key], record[key]), key
+    with torch.no_grad():
+        scores = tagger.network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+    assert torch.equal(scores, record["scores"])
+    assert torch.equal(task.predict_step(batch, 0), tagger.network.tag_batch(batch))
+
+
+def test_from_checkpoint_and_bad_input(expected: dict) -> None:
+    tagger = Tagger.from_checkpoint(LEGACY / "tagger.ckpt", batch_size=2)
+    sentences = expected["tagger"]["sentences"]
+    assert tagger.tag_tokens(sentences) == expected["tagger"]["tags"]  # batches of 2: same tags
+    with pytest.raises(ValueError, match="sentence 2: an empty sentence"):
+        tagger.tag_tokens([["Paris"], []])
+    with pytest.raises(ValueError, match="text 1: no tokens to tag"):
+        tagger.tag(["   "])
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        Tagger(tagger.network, tagger.codec, tagger.labels, batch_size=0)
+
+
+def test_a_classifier_is_not_a_tagger() -> None:
+    with pytest.raises(TypeError, match="does not tag tokens"):
+        Tagger.from_task(load_task(LEGACY / "classifier.ckpt"))
