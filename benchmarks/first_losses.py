@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     recipes = list(options.recipe)
     if options.all:
-        recipes += sorted(p.stem for p in Path("recipes").glob("*.yaml") if p.stem not in recipes)
+        found = Path("recipes").glob("*.yaml")
+        recipes += sorted(p.stem for p in found if p.stem not in recipes and p.name != "base.yaml")
     if not recipes and not (options.compare and options.out):
         parser.error("give --recipe NAME or --all (or --out and --compare to compare two files)")
     torch.set_num_threads(1)

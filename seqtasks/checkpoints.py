@@ -14,12 +14,15 @@ memory, through the task class's ``upgrade_legacy``; inference, ``fit --ckpt_pat
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 CHECKPOINT_KEY = "seqtasks"
 FORMAT = 2
@@ -86,6 +89,73 @@ def load_task(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     model.checkpoint_path = str(path)
     model.eval()
     return model
+
+
+@dataclass
+class Trained:
+    """What inference needs of a checkpoint: the network (eval mode), the artefacts, the hyperparameters.
+
+    It stands in for the task wherever a predictor's ``from_task`` takes one (``network``, ``artefacts``,
+    ``labels``), without building the LightningModule — so a command need not import Lightning.
+    """
+
+    network: nn.Module
+    artefacts: dict[str, Any]
+    hparams: dict[str, Any]
+    task_name: str
+
+    @property
+    def labels(self) -> list[str] | None:
+        labels = self.hparams.get("labels", self.artefacts.get("labels"))
+        return None if labels is None else list(labels)
+
+
+def load_trained(path: str | os.PathLike, map_location: str = "cpu") -> Trained:
+    """The network and artefacts of a checkpoint, built from the checkpoint alone.
+
+    A current checkpoint records the arguments its task gave the network (``network_args``): the network
+    is built from its ``class_path`` / ``init_args`` with those and loaded directly, with no Lightning
+    import (a command's cold start). Older checkpoints go through :func:`load_task`.
+    """
+    checkpoint = read_checkpoint(path, map_location)
+    entry = checkpoint[CHECKPOINT_KEY]
+    spec = checkpoint.get("hyper_parameters", {}).get("network")
+    if entry.get("format", 1) < FORMAT or "network_args" not in entry or not isinstance(spec, dict):
+        task = load_task(path, map_location)
+        name = f"{type(task).__module__}.{type(task).__qualname__}"
+        return Trained(task.network, task.artefacts, dict(task.hparams), name)
+    network = instantiate(spec, *entry["network_args"])
+    prefix = "network."
+    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    network.load_state_dict(state)
+    network.to(map_location).eval()
+    return Trained(network, entry["artefacts"], checkpoint["hyper_parameters"], task_path(checkpoint))
+
+
+def task_kind(task: Any) -> str:
+    """The task's class name, for messages: of a task, or of the task a :class:`Trained` comes from."""
+    name = getattr(task, "task_name", None)
+    return name.rpartition(".")[2] if isinstance(name, str) else type(task).__name__
+
+
+def instantiate(spec: dict[str, Any], *args: Any) -> Any:
+    """Build ``spec`` (``class_path`` / ``init_args``) with ``args`` first; a nested spec becomes a callable
+    (the ``Callable[..., X]`` arguments of the networks: encoder, pooler, decoder), as LightningCLI does."""
+    return _import(spec["class_path"])(
+        *args, **{k: _callable(v) for k, v in spec.get("init_args", {}).items()}
+    )
+
+
+def _callable(value: Any) -> Any:
+    if isinstance(value, dict) and "class_path" in value:
+        init_args = {k: _callable(v) for k, v in (value.get("init_args") or {}).items()}
+        return functools.partial(_import(value["class_path"]), **init_args)
+    return value
+
+
+def _import(class_path: str) -> Any:
+    module_name, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 # ---- helpers for the tasks' upgrade_legacy ----------------------------------------------------------

@@ -31,6 +31,8 @@ COMMANDS = {
         "seqtasks.commands.generate",
         "sample a piece (MIDI + piano-roll PNG) from a music checkpoint",
     ),
+    "serve": ("seqtasks.commands.serve", "serve checkpoints over HTTP: a JSON API per model and a web page"),
+    "export": ("seqtasks.commands.export", "export a classifier or tagger network to ONNX"),
     "word-vectors": ("seqtasks.commands.word_vectors", "train skip-gram word vectors on local text"),
     "gradients": (
         "seqtasks.commands.gradients",

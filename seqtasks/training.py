@@ -32,6 +32,10 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
     With W&B, a copy also goes into the run's own files folder, so each run keeps the config it ran with.
     """
 
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit":  # validate/test/predict of a run's checkpoint must not overwrite its config
+            super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
         dumped = self.parser.dump(self.config, skip_none=False, format="yaml")
         for logger in trainer.loggers:
@@ -53,6 +57,21 @@ class SeqtasksCLI(LightningCLI):
         parser.add_argument(
             "--base", type=str | None, default=None, help="The recipe this one builds on (loaded first)."
         )
+        parser.add_argument(
+            "--predictions",
+            type=str | None,
+            default=None,
+            help="predict: where the task's prediction writer writes (a file; a folder for music).",
+        )
+
+    def before_predict(self) -> None:
+        path = self.config.get("predict", {}).get("predictions")
+        if not path:
+            raise SystemExit(
+                "seqtasks predict: give --predictions PATH, where the predictions are written "
+                "(a file; a folder for music)"
+            )
+        self.trainer.callbacks.append(self.model.prediction_writer(path))
 
     def after_fit(self) -> None:
         test_after = self.config.get(self.subcommand, {}).get("test_after_fit", True)
@@ -120,6 +139,8 @@ def run_lightning(args: list[str] | None = None, run: bool = True) -> SeqtasksCL
 
     default_wandb_mode()
     expanded = expand_bases(list(sys.argv[1:] if args is None else args))
+    if expanded[:1] == ["predict"] and not any(a.startswith("--trainer.logger") for a in expanded):
+        expanded.append("--trainer.logger=false")  # predicting starts no new W&B run
     return SeqtasksCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,

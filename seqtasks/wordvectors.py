@@ -24,7 +24,7 @@ import torch
 
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import load_split, resolve
-from seqtasks.data.tagging import normalise_word, tokenize
+from seqtasks.data.tagging_codec import normalise_word, tokenize
 from seqtasks.data.vectors import read_word_vectors, write_word_vectors
 from seqtasks.nn.skipgram import SkipGram
 

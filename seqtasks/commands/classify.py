@@ -1,29 +1,82 @@
-"""Label texts with a classifier checkpoint: one line per text, label, probability and text, tab-separated.
+"""Label texts with a classifier checkpoint: from arguments, a file or stdin; as TSV or JSONL.
 
 seqtasks classify --ckpt runs/sentiment-imdb/.../best.ckpt "a wonderful film" "dull and boring"
-An empty text is refused, naming its number; the checkpoint alone is enough (no data, no config).
+seqtasks classify --ckpt best.ckpt --input reviews.txt --format jsonl --output labels.jsonl
+
+Text output: one line per input, label<TAB>probability<TAB>text, the text with its backslashes, tabs and
+newlines written as \\\\, \\t and \\n so the columns never shift. JSONL output: one object per input,
+{"id", "label", "probability", "probabilities": {label: p, ...}}; the id is the input's line number (from 1),
+its position among the arguments, or the "id" field of a JSONL input ({"text": ..., "id": ...} per line).
+Texts are batched by length (--batch-size per forward pass) and written in input order. An empty text is
+refused, naming its number; the checkpoint alone is enough (no data, no config).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="a SequenceClassifier checkpoint (any seqtasks format)")
+    parser.add_argument("--input", help="a file of inputs, one per line ('-': stdin); .jsonl: {'text', 'id'}")
+    parser.add_argument(
+        "--jsonl", action="store_true", help="read --input as JSONL whatever its name (e.g. stdin)"
+    )
+    parser.add_argument("--output", help="where to write the results; stdout when not given")
+    parser.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text: label<TAB>probability<TAB>text (tabs, newlines, backslashes in the text escaped as \\t, "
+        '\\n, \\\\); jsonl: {"id", "label", "probability", "probabilities": {label: p}} per input',
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
-    parser.add_argument("texts", nargs="+", help="texts to classify")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on a file input")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (0: torch's default); one thread runs these small recurrent networks "
+        "fastest on a shared CPU (see seqtasks.inference.io.set_threads)",
+    )
+    parser.add_argument("texts", nargs="*", help="texts to classify (or --input)")
+
+
+def text_line(record: dict, text: str) -> str:
+    from seqtasks.inference.io import escape_field
+
+    return f"{record['label']}\t{record['probability']:.4f}\t{escape_field(text)}"
 
 
 def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if bool(options.input) == bool(options.texts):
+        parser.error("give either texts or --input FILE (or --input - for stdin)")
+    if options.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     from seqtasks.checkpoints import CheckpointError
+    from seqtasks.inference.io import set_threads
+
+    set_threads(options.torch_threads)
     from seqtasks.data.text import EmptyTextError
     from seqtasks.inference.classification import Classifier
+    from seqtasks.inference.io import InputError, open_output, read_inputs, write_records
 
     try:
-        classifier = Classifier.from_checkpoint(options.ckpt, batch_size=options.batch_size)
-        results = classifier.classify(options.texts)
-    except (CheckpointError, EmptyTextError) as error:
+        inputs = read_inputs(options.texts, options.input, True if options.jsonl else None)
+    except InputError as error:
         raise SystemExit(f"seqtasks classify: {error}") from None
-    for text, (label, probability, _) in zip(options.texts, results, strict=True):
-        print(f"{label}\t{probability:.4f}\t{text}")
+    try:
+        classifier = Classifier.from_checkpoint(options.ckpt, batch_size=options.batch_size)
+        texts = [item.text for item in inputs]
+        bar = bool(options.input) and not options.quiet and sys.stderr.isatty()
+        records = classifier.records(texts, [item.id for item in inputs], progress=bar)
+    except (CheckpointError, EmptyTextError) as error:
+        name = "<stdin>" if options.input == "-" else options.input
+        where = f"{name}: " if options.input and isinstance(error, EmptyTextError) else ""
+        raise SystemExit(f"seqtasks classify: {where}{error}") from None
+    with open_output(options.output) as handle:
+        if options.format == "jsonl":
+            write_records(handle, records)
+        else:
+            handle.writelines(text_line(r, item.text) + "\n" for r, item in zip(records, inputs, strict=True))

@@ -1,8 +1,16 @@
-"""Translate texts, or a file line by line, with a checkpoint.
+"""Translate texts, a file or stdin line by line, with a translator checkpoint; as text or JSONL.
 
-seqtasks translate --ckpt best.ckpt --beam 5 "how are you?"   # or --input FILE --output FILE
-Translations go to stdout (or --output), one per line; with --reference, sacreBLEU's BLEU and chrF and their
-signatures go to stderr. An empty text (or empty input line) is refused, as in training.
+seqtasks translate --ckpt best.ckpt --beam 5 "how are you?"
+seqtasks translate --ckpt best.ckpt --beam 5 --nbest 3 --input en.txt --format jsonl --output hi.jsonl
+
+Text output: one translation per input line. With --nbest N (N <= --beam), N lines per input instead,
+id<TAB>rank<TAB>score<TAB>translation (rank from 1, best first; score: the length-normalised
+log-probability log p(translation + </s>) / length ** --length-penalty that beam search ranks by, as
+OpenNMT's -n_best). JSONL output: one object per input, {"id", "translation", "score", "nbest":
+[{"translation", "score"}, ...]}; the id is the input's line number (from 1), its position among the
+arguments, or the "id" field of a JSONL input. With --reference, sacreBLEU's BLEU and chrF of the best
+translations and their signatures go to stderr. An empty text (or empty input line) is refused, as in
+training.
 """
 
 from __future__ import annotations
@@ -14,58 +22,110 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="a Seq2SeqTranslator checkpoint")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    parser.add_argument(
+        "--nbest",
+        type=int,
+        default=1,
+        help="hypotheses per input, best first (at most --beam); as text, N lines per input: "
+        "id<TAB>rank<TAB>score<TAB>translation, score = log p(translation + </s>) / length ** "
+        "--length-penalty",
+    )
     parser.add_argument("--max-length", type=int, default=None, help="at most this many subwords out")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="beam score / length ** this")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
-    parser.add_argument("--input", help="a text file, one sentence per line")
-    parser.add_argument("--output", help="where to write one translation per line; stdout when not given")
+    parser.add_argument(
+        "--input", help="a file of sentences, one per line ('-': stdin); .jsonl: {'text', 'id'}"
+    )
+    parser.add_argument(
+        "--jsonl", action="store_true", help="read --input as JSONL whatever its name (e.g. stdin)"
+    )
+    parser.add_argument("--output", help="where to write the translations; stdout when not given")
+    parser.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
+        help='text: one translation per line (see --nbest); jsonl: {"id", "translation", "score", "nbest": '
+        '[{"translation", "score"}, ...]} per input',
+    )
     parser.add_argument("--reference", help="reference translations, one per line: print sacreBLEU/chrF")
-    parser.add_argument("texts", nargs="*", help="texts to translate")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on a file input")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (0: torch's default); one thread runs these small recurrent networks "
+        "fastest on a shared CPU (see seqtasks.inference.io.set_threads)",
+    )
+    parser.add_argument("texts", nargs="*", help="texts to translate (or --input)")
 
 
 def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if bool(options.input) == bool(options.texts):
-        parser.error("give either texts or --input FILE")
+        parser.error("give either texts or --input FILE (or --input - for stdin)")
     if options.beam < 1 or options.batch_size < 1:
         parser.error("--beam and --batch-size must be at least 1")
-    texts = read_lines(options.input) if options.input else list(options.texts)
-    for number, text in enumerate(texts, start=1):
-        if not text.strip():
-            where = f"{options.input} line {number}" if options.input else f"text {number}"
+    if not 1 <= options.nbest <= options.beam:
+        parser.error(
+            f"--nbest {options.nbest} needs --beam {options.nbest} or more (got --beam {options.beam})"
+        )
+    from seqtasks.inference.io import InputError, open_output, read_inputs, write_records
+
+    try:
+        inputs = read_inputs(options.texts, options.input, True if options.jsonl else None)
+    except InputError as error:
+        raise SystemExit(f"seqtasks translate: {error}") from None
+    for number, item in enumerate(inputs, start=1):
+        if not item.text.strip():
+            name = "<stdin>" if options.input == "-" else options.input
+            where = f"{name} line {item.id}" if options.input else f"text {number}"
             raise SystemExit(f"seqtasks translate: {where} is empty; every text needs words to translate")
+    references = read_lines(options.reference) if options.reference else None
+    if references is not None and len(references) != len(inputs):
+        raise SystemExit(
+            f"seqtasks translate: {options.reference} has {len(references)} lines "
+            f"but there are {len(inputs)} texts to translate; give one reference per text"
+        )
     from seqtasks.checkpoints import CheckpointError
+    from seqtasks.inference.io import set_threads
+
+    set_threads(options.torch_threads)
     from seqtasks.inference.translation import Translator, corpus_scores
 
     try:
         translator = Translator.from_checkpoint(options.ckpt)
     except CheckpointError as error:
         raise SystemExit(f"seqtasks translate: {error}") from None
-    outputs = translator.translate(
-        texts,
-        beam=options.beam,
-        max_length=options.max_length,
-        batch_size=options.batch_size,
-        length_penalty=options.length_penalty,
-    )
-    if options.output:
-        with open(options.output, "w", encoding="utf-8") as handle:
+    settings = {
+        "beam": options.beam,
+        "max_length": options.max_length,
+        "batch_size": options.batch_size,
+        "length_penalty": options.length_penalty,
+        "progress": bool(options.input) and not options.quiet and sys.stderr.isatty(),
+    }
+    texts = [item.text for item in inputs]
+    if options.format == "text" and options.nbest == 1:
+        outputs = translator.translate(texts, **settings)
+        with open_output(options.output) as handle:
             handle.writelines(line + "\n" for line in outputs)
     else:
-        for line in outputs:
-            print(line)
-    if options.reference:
-        references = read_lines(options.reference)
-        if len(references) != len(outputs):
-            raise SystemExit(
-                f"seqtasks translate: {options.reference} has {len(references)} lines "
-                f"for {len(outputs)} texts"
-            )
+        records = translator.records(texts, [item.id for item in inputs], nbest=options.nbest, **settings)
+        outputs = [record["translation"] for record in records]
+        with open_output(options.output) as handle:
+            if options.format == "jsonl":
+                write_records(handle, records)
+            else:
+                handle.writelines(
+                    f"{record['id']}\t{rank}\t{hyp['score']:.6f}\t{hyp['translation']}\n"
+                    for record in records
+                    for rank, hyp in enumerate(record["nbest"], start=1)
+                )
+    if references is not None:
         print(corpus_scores(outputs, references)["line"], file=sys.stderr)
 
 
 def read_lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as handle:
-            return [line.rstrip("\n") for line in handle]
+            return handle.read().splitlines()
     except OSError as error:
         raise SystemExit(f"seqtasks translate: cannot read {path}: {error.strerror}") from None

@@ -1,8 +1,25 @@
-"""Dataset sources, vocabularies, batching and DataModules."""
+"""Dataset sources, codecs, batching and DataModules.
 
-from seqtasks.data.classification import TextClassificationDataModule
-from seqtasks.data.datamodule import SeqDataModule
-from seqtasks.data.errors import DataError
-from seqtasks.data.tagging import TokenTaggingDataModule
+The DataModules (and so Lightning and ``datasets``) are imported when first named, not with the package:
+inference imports a codec from here without paying for them (``seqtasks classify`` starts faster).
+"""
 
-__all__ = ["DataError", "SeqDataModule", "TextClassificationDataModule", "TokenTaggingDataModule"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "DataError": "seqtasks.data.errors",
+    "SeqDataModule": "seqtasks.data.datamodule",
+    "TextClassificationDataModule": "seqtasks.data.classification",
+    "TokenTaggingDataModule": "seqtasks.data.tagging",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -111,6 +111,9 @@ class TextClassificationDataModule(SeqDataModule):
     def required_columns(self) -> list[str]:
         return [self.text_column, self.label_column]
 
+    def input_columns(self) -> list[str]:
+        return [self.text_column]  # a file to predict needs no label
+
     def _label_feature_names(self) -> list[str] | None:
         data = load_split(self.resolved, self.train_split, streaming=True)
         feature = (data.features or {}).get(self.label_column)
@@ -173,9 +176,16 @@ class TextClassificationDataModule(SeqDataModule):
         return value
 
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+        """An example; a row of the predict file (``predict_file``) may have no label (label -1 then)."""
         if self._value_to_class is None:
             self._value_to_class = {v: i for i, v in enumerate(self.prepared["label_values"])}
         text = self._text_of(row, index, source)
+        if row.get(self.label_column) is None and source == getattr(self, "predict_file", None):
+            try:
+                ids = self.text_codec(text)
+            except EmptyTextError:
+                raise DataError(source, "empty text", row=index, field=self.text_column) from None
+            return {"input_ids": ids, "label": -1, "length": len(ids), "index": index}
         value = self._raw_label(row, index, source)
         if value not in self._value_to_class:
             raise DataError(

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from seqtasks.data.batching import StreamingBatches, bucket_batches
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
+from seqtasks.inference.io import split_lines
 
 
 class SeqDataModule(pl.LightningDataModule):
@@ -50,6 +51,8 @@ class SeqDataModule(pl.LightningDataModule):
         pool_batches: batches' worth of examples sorted by length together.
         shuffle_buffer: streaming shuffle buffer (examples).
         num_workers: DataLoader workers (map-style); 0 is usually fastest on a 2-core machine.
+        predict_file: a file of inputs for the predict stage (``seqtasks predict``), read by
+            :meth:`read_predict_rows`; None predicts the test split.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class SeqDataModule(pl.LightningDataModule):
         pool_batches: int = 50,
         shuffle_buffer: int = 10_000,
         num_workers: int = 0,
+        predict_file: str | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= validation_fraction < 1.0:
@@ -82,6 +86,7 @@ class SeqDataModule(pl.LightningDataModule):
         self.pool_batches = pool_batches
         self.shuffle_buffer = shuffle_buffer
         self.num_workers = num_workers
+        self.predict_file = predict_file
         self._prepared: dict[str, Any] | None = None
         self._resolved: ResolvedDataset | None = None
         self._splits: dict[str, Any] = {}
@@ -345,7 +350,59 @@ class SeqDataModule(pl.LightningDataModule):
         return self._loader("test", train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        """The test split, or the rows of ``predict_file`` in file order, each example with its ``index``."""
+        if self.predict_file is None:
+            return self.test_dataloader()
+        path = self.predict_file
+        rows = self.read_predict_rows(path)
+        if not rows:
+            raise DataError(path, "holds no rows to predict")
+        examples = [
+            {**self.encode_predict_row(row, index, path), "index": index} for index, row in enumerate(rows)
+        ]
+        batches = [
+            examples[start : start + self.batch_size] for start in range(0, len(examples), self.batch_size)
+        ]
+        return DataLoader(batches, batch_size=None, collate_fn=self.collate)
+
+    def read_predict_rows(self, path: str) -> list[dict[str, Any]]:
+        """The rows of a user's file for the predict stage, as dicts with the recipe's columns.
+
+        ``.txt``: one row per line, the line in the first of :meth:`input_columns` (blank lines are rows
+        too, refused by the codec like any empty text, so row numbers match line numbers); ``.jsonl``,
+        ``.json``, ``.parquet``, ``.csv``: read by ``datasets`` and checked for the columns.
+        """
+        if not os.path.isfile(path):
+            raise DataError(path, "no such file")
+        if path.endswith(".txt"):
+            try:
+                with open(path, encoding="utf-8", newline="") as handle:
+                    lines = split_lines(handle.read())
+            except UnicodeDecodeError as error:
+                raise DataError(path, f"not UTF-8 text (byte {error.start}: {error.reason})") from None
+            column = self.input_columns()[0]
+            return [{column: line} for line in lines]
+        kinds = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+        kind = next((k for suffix, k in kinds.items() if path.endswith(suffix)), None)
+        if kind is None:
+            raise DataError(path, f"unknown input kind; give one of .txt, {', '.join(kinds)}")
+        try:
+            data = datasets.load_dataset(kind, data_files=path, split="train")
+        except Exception as error:  # a damaged or mistyped file: say which and why, no stack
+            raise DataError(path, f"cannot read it ({type(error).__name__}: {error})") from None
+        missing = [c for c in self.input_columns() if c not in data.column_names]
+        if missing:
+            raise DataError(path, f"missing column(s) {missing}; the columns are {data.column_names}")
+        return [dict(row) for row in data]
+
+    def input_columns(self) -> list[str]:
+        """The columns a row needs to be predicted (no labels); by default every required column."""
+        return self.required_columns()
+
+    def encode_predict_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+        """One row of a file to predict → one example; a task whose rows carry labels encodes them only
+        when present (a predict file may hold gold labels, e.g. a CoNLL file, or none)."""
+        return self.encode_row(row, index, source)
 
 
 def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -37,7 +37,39 @@ from seqtasks.music.events import (
 from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, NUM_KEYS, PianoRollCodec
 
 
-class PianoRollDataModule(SeqDataModule):
+class SeedsForPredict:
+    """The music predict loader: seeds, not data. Generation needs no input; each seed becomes one piece.
+
+    Batches are ``{"seeds": LongTensor, "steps": int}`` (``steps`` 0: the model's default length), ``seeds``
+    ``predict_seed … predict_seed + predict_samples - 1`` in order, ``batch_size`` per batch.
+    """
+
+    predict_samples: int
+    predict_seed: int
+    predict_steps: int | None
+    batch_size: int
+
+    def check_predict_settings(self) -> None:
+        if self.predict_samples < 1:
+            raise ValueError(f"predict_samples must be at least 1, got {self.predict_samples}")
+        if self.predict_steps is not None and self.predict_steps < 1:
+            raise ValueError(f"predict_steps must be at least 1 (or None), got {self.predict_steps}")
+
+    def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        seeds = list(range(self.predict_seed, self.predict_seed + self.predict_samples))
+        steps = self.predict_steps or 0
+        batches = [
+            {"seeds": torch.tensor(seeds[i : i + self.batch_size], dtype=torch.long), "steps": steps}
+            for i in range(0, len(seeds), self.batch_size)
+        ]
+        return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=_as_is)
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+class PianoRollDataModule(SeedsForPredict, SeqDataModule):
     """Pieces as frames of sounding MIDI pitches (the Boulanger-Lewandowski et al. 2012 datasets).
 
     Args:
@@ -51,6 +83,9 @@ class PianoRollDataModule(SeqDataModule):
         seed: seed of shuffling (with the epoch).
         pool_batches: batches' worth of pieces sorted by length together.
         num_workers: DataLoader workers; 0 is usually fastest on a 2-core machine.
+        predict_samples: pieces the predict stage generates (``seqtasks predict``), one per seed.
+        predict_seed: the first of their seeds.
+        predict_steps: their length in new steps; None: the model's default.
     """
 
     def __init__(
@@ -62,6 +97,9 @@ class PianoRollDataModule(SeqDataModule):
         seed: int = 42,
         pool_batches: int = 50,
         num_workers: int = 0,
+        predict_samples: int = 4,
+        predict_seed: int = 0,
+        predict_steps: int | None = None,
     ) -> None:
         super().__init__(
             dataset,
@@ -74,6 +112,12 @@ class PianoRollDataModule(SeqDataModule):
         self.codec = PianoRollCodec(steps_per_quarter)  # refuses a steps_per_quarter below 1
         self.frames_column = frames_column
         self.steps_per_quarter = steps_per_quarter
+        self.predict_samples, self.predict_seed, self.predict_steps = (
+            predict_samples,
+            predict_seed,
+            predict_steps,
+        )
+        self.check_predict_settings()
 
     def artefacts(self) -> dict[str, Any]:
         return {"steps_per_quarter": self.steps_per_quarter, "dataset": str(self.dataset)}
@@ -175,7 +219,7 @@ def convert_bach_chorales(
     return pieces, skipped
 
 
-class BachChoralesDataModule(SeqDataModule):
+class BachChoralesDataModule(SeedsForPredict, SeqDataModule):
     """Bach's chorales from music21's bundled corpus as event tokens (fully offline; no data directory).
 
     The prepare step parses each chorale (about 0.2 s each), converts it to note-on/note-off/time-shift
@@ -193,6 +237,9 @@ class BachChoralesDataModule(SeqDataModule):
         seed: seed of the split and of shuffling.
         pool_batches: batches' worth of sequences sorted by length together.
         num_workers: DataLoader workers.
+        predict_samples: pieces the predict stage generates (``seqtasks predict``), one per seed.
+        predict_seed: the first of their seeds.
+        predict_steps: their length in new steps; None: the model's default.
     """
 
     def __init__(
@@ -206,6 +253,9 @@ class BachChoralesDataModule(SeqDataModule):
         seed: int = 42,
         pool_batches: int = 50,
         num_workers: int = 0,
+        predict_samples: int = 4,
+        predict_seed: int = 0,
+        predict_steps: int | None = None,
     ) -> None:
         super().__init__(
             "music21-bach-chorales",
@@ -233,6 +283,12 @@ class BachChoralesDataModule(SeqDataModule):
         self.transpositions = transpositions
         self.max_length = max_length
         self.steps_per_quarter = STEPS_PER_QUARTER
+        self.predict_samples, self.predict_seed, self.predict_steps = (
+            predict_samples,
+            predict_seed,
+            predict_steps,
+        )
+        self.check_predict_settings()
 
     # ---- sizes and artefacts the model takes ---------------------------------------------------------
     def artefacts(self) -> dict[str, Any]:

@@ -12,115 +12,51 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from seqtasks.data.batching import pad_sequences
 from seqtasks.data.conll import read_conll
 from seqtasks.data.datamodule import SeqDataModule, _atomic_write_json
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, load_split
+from seqtasks.data.tagging_codec import (  # noqa: F401  (the codec's home; re-exported)
+    TaggingCodec,
+    collate_tagged,
+    normalise_word,
+    tokenize,
+    tokenize_spans,
+)
 from seqtasks.data.text import PAD, UNK, Vocabulary
 from seqtasks.data.vectors import read_word_vectors
-from seqtasks.nn.chars import casing
 from seqtasks.tags import Scheme, to_iob2
 
-_DIGIT = re.compile(r"\d")
-_TOKEN = re.compile(r"(?:\w\.){2,}|\d+(?:[.,:/-]\d+)+|\w+(?:[-'&]\w+)*|[^\w\s]")
-"""Abbreviations (U.S.), numbers (3.5, 1996-08-22), words with inner hyphens or apostrophes, punctuation."""
 
-
-def normalise_word(token: str, lowercase: bool) -> str:
-    """The vocabulary's form of a word: digits → 0, lower-cased when ``lowercase``."""
-    token = _DIGIT.sub("0", token)
-    return token.lower() if lowercase else token
-
-
-def tokenize(text: str) -> list[str]:
-    """Split raw text into CoNLL-like tokens (words, numbers, punctuation), for tagging free text."""
-    return _TOKEN.findall(text)
-
-
-class TaggingCodec:
-    """Tokens → word ids, character ids and casing ids: the one encoding of training and inference.
-
-    The DataModule encodes its rows with it and the inference API (:class:`seqtasks.inference.tagging.Tagger`)
-    encodes what it is asked to tag with it, from the checkpoint's ``tagging_codec`` artefact (its
-    :meth:`state_dict`, plain data). One decision per bad input, the same in training and at inference:
-
-    * an empty sentence (no tokens) is refused: :meth:`encode` raises ``ValueError`` (the DataModule
-      reports it as a :class:`~seqtasks.data.errors.DataError` naming the row, the inference API names the
-      sentence);
-    * a word outside the vocabulary (after normalisation: digits → ``0``, lower-cased when ``lowercase``)
-      is the unknown word, id 1; a character outside the character vocabulary is the unknown character;
-    * a word longer than ``max_word_length`` keeps its first ``max_word_length`` characters for the
-      character features (its word id and casing still see all of it); an empty-string token has one
-      unknown character.
-
-    Args:
-        words: the word vocabulary (``<pad>``, ``<unk>`` first).
-        chars: the character vocabulary (``<pad>``, ``<unk>`` first).
-        lowercase: the vocabulary is lower-cased.
-        max_word_length: characters kept of each word for the character features.
-    """
-
-    def __init__(
-        self, words: list[str], chars: list[str], lowercase: bool = True, max_word_length: int = 20
-    ) -> None:
-        self.words = Vocabulary(words)
-        self.chars = Vocabulary(chars)
-        self.lowercase = lowercase
-        self.max_word_length = max_word_length
-
-    def encode(self, tokens: Sequence[str]) -> dict[str, Any]:
-        """``{"words", "chars", "casing", "length"}`` of one non-empty sentence."""
-        if not tokens:
-            raise ValueError("an empty sentence (no tokens) cannot be tagged")
-        word_index, char_index = self.words.index, self.chars.index
-        return {
-            "words": [word_index.get(normalise_word(t, self.lowercase), 1) for t in tokens],
-            "chars": [[char_index.get(c, 1) for c in t[: self.max_word_length]] or [1] for t in tokens],
-            "casing": [casing(t) for t in tokens],
-            "length": len(tokens),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "words": list(self.words.tokens),
-            "chars": list(self.chars.tokens),
-            "lowercase": self.lowercase,
-            "max_word_length": self.max_word_length,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> TaggingCodec:
-        return cls(state["words"], state["chars"], state["lowercase"], state["max_word_length"])
-
-
-def collate_tagged(examples: list[dict[str, Any]], pad_index: int = 0) -> dict[str, torch.Tensor]:
-    """Pad words, tags, casing ``(B, T)`` and characters ``(B, T, L)``."""
-    words, lengths = pad_sequences([e["words"] for e in examples], pad_index)
-    casing_ids, _ = pad_sequences([e["casing"] for e in examples], 0)
-    batch = {"words": words, "lengths": lengths, "casing": casing_ids}
-    width = max((len(c) for e in examples for c in e["chars"]), default=1)
-    time = words.size(1)
-    empty = [pad_index] * width
-    rows = [  # one tensor from nested lists: a tensor per word costs more than the model's step on CPU
-        [c + [pad_index] * (width - len(c)) for c in e["chars"]] + [empty] * (time - len(e["chars"]))
-        for e in examples
-    ]
-    batch["chars"] = torch.tensor(rows, dtype=torch.long).view(len(examples), time, width)
-    if examples and "tags" in examples[0]:
-        batch["tags"], _ = pad_sequences([e["tags"] for e in examples], 0)
-    if examples and "index" in examples[0]:
-        batch["indices"] = torch.tensor([e["index"] for e in examples], dtype=torch.long)
-    return batch
+def _read_column_file(
+    path: str, label_column: int, scheme: Scheme
+) -> Iterator[tuple[list[str], list[str] | None]]:
+    """``(tokens, IOB2 tags or None)`` of each sentence of a CoNLL column file; one column: no tags."""
+    with open(path, encoding="utf-8") as handle:
+        first = next((line.split() for line in handle if line.strip()), None)
+    if first is not None and len(first) == 1 and first[0] != "-DOCSTART-":
+        tokens: list[str] = []
+        with open(path, encoding="utf-8") as handle:
+            for raw in handle:
+                parts = raw.split()
+                if parts and parts[0] != "-DOCSTART-":
+                    tokens.append(parts[0])
+                elif tokens:
+                    yield tokens, None
+                    tokens = []
+        if tokens:
+            yield tokens, None
+        return
+    for sentence in read_conll(path, label_column, scheme):
+        yield sentence.tokens, sentence.tags
 
 
 class TokenTaggingDataModule(SeqDataModule):
@@ -274,7 +210,7 @@ class TokenTaggingDataModule(SeqDataModule):
         return [os.path.abspath(self.word_vectors), stat.st_size, int(stat.st_mtime)]
 
     def encode_settings(self) -> dict[str, Any]:
-        return {"max_word_length": self.max_word_length}
+        return {"max_word_length": self.max_word_length, "keeps_tokens": True}
 
     def required_columns(self) -> list[str]:
         return [self.tokens_column, self.tags_column]
@@ -316,8 +252,18 @@ class TokenTaggingDataModule(SeqDataModule):
 
     # ---- rows → examples ---------------------------------------------------------------------------
     def encode_row(self, row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+        """The codec's encoding of a row, its tag ids and its raw ``tokens`` (for the predict stage's
+        writer). A row without the tags column (a predict file without gold tags, see
+        :meth:`read_predict_rows`) has no ``tags``."""
         if self._tag_index is None:
             self._tag_index = {t: i for i, t in enumerate(self.prepared["labels"])}
+        if self.tags_column not in row:
+            tokens = row.get(self.tokens_column)
+            if not isinstance(tokens, list) or not tokens:
+                raise DataError(
+                    source, "expected a non-empty list of tokens", row=index, field=self.tokens_column
+                )
+            return {**self.codec.encode(tokens), "tokens": list(tokens), "index": index}
         tokens, tags = self._row(row, index, source)
         unknown = [t for t in tags if t not in self._tag_index]
         if unknown:
@@ -328,8 +274,32 @@ class TokenTaggingDataModule(SeqDataModule):
                 field=self.tags_column,
             )
         example = self.codec.encode(tokens)
-        example.update(tags=[self._tag_index[t] for t in tags], index=index)
+        example.update(tags=[self._tag_index[t] for t in tags], index=index, tokens=list(tokens))
         return example
+
+    def read_predict_rows(self, path: str) -> list[dict[str, Any]]:
+        """The sentences of a predict file: ``.txt`` one raw sentence per line, split like CoNLL-2003
+        (:func:`tokenize`; a blank line is a row too, refused as an empty sentence naming its row);
+        ``.jsonl``/``.json``/``.parquet``/``.csv`` rows with the recipe's columns (tokens and gold tags);
+        anything else a CoNLL column file (token first): with two or more columns its label column
+        (``conll_label_column``, scheme ``conll_scheme``) is the gold tags, with one column there are none.
+        A file without a sentence (empty, ``-DOCSTART-`` only) is refused."""
+        if not os.path.isfile(path):
+            raise DataError(path, "no such file")
+        if path.endswith(".txt"):
+            lines = super().read_predict_rows(path)  # one row per line, the line under tokens_column
+            return [{self.tokens_column: tokenize(row[self.tokens_column])} for row in lines]
+        if path.endswith((".jsonl", ".json", ".parquet", ".csv")):
+            return super().read_predict_rows(path)
+        rows = [
+            {self.tokens_column: tokens}
+            if tags is None
+            else {self.tokens_column: tokens, self.tags_column: tags}
+            for tokens, tags in _read_column_file(path, self.conll_label_column, self.conll_scheme)
+        ]
+        if not rows:
+            raise DataError(path, "holds no sentences (empty, or only -DOCSTART- lines)")
+        return rows
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         return collate_tagged(examples, self.pad_index)

@@ -7,9 +7,14 @@ call.
     for prediction in classifier.classify(["a wonderful film", "dull"]):
         print(prediction.label, prediction.probability)
 
+    classifier.records(["a wonderful film"])  # [{"id": 1, "label": "pos", "probability": 0.93,
+                                              #   "probabilities": {"neg": 0.07, "pos": 0.93}}]
+
 Texts are encoded by the checkpoint's :class:`~seqtasks.data.text.TextCodec` (the one training used) and
-run through the network in batches of ``batch_size``, in evaluation mode. An empty text is refused (see
-the codec), with the number of the input that is empty.
+run through the network in batches of ``batch_size`` (the keyword of ``--batch-size``), in evaluation mode.
+Batches are made of texts of similar length (longest first), so little is padding; results come back in
+input order, and a text gets the same probabilities in any batch. An empty text is refused (see the
+codec), with the number of the input that is empty, before anything runs.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqtasks.checkpoints import CheckpointError, load_task
+from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.text import EmptyTextError, TextCodec
-from seqtasks.inference.labels import Prediction, predictions
+from seqtasks.inference.io import length_sorted_batches
+from seqtasks.inference.io import progress as progress_bar
+from seqtasks.inference.labels import Prediction, prediction_record, predictions
 from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.nn.modes import eval_mode
 
 DEFAULT_BATCH_SIZE = 64
 
-__all__ = ["Classifier", "Prediction", "predictions"]
+__all__ = ["Classifier", "Prediction", "prediction_record", "predictions"]
 
 
 class Classifier:
@@ -62,7 +69,7 @@ class Classifier:
         """The predictor of a trained (or training) :class:`~seqtasks.tasks.SequenceClassifier`."""
         if not isinstance(getattr(task, "network", None), ClassifierNetwork):
             raise TypeError(
-                f"{type(task).__name__} is not a classifier (its network is no ClassifierNetwork)"
+                f"{task_kind(task)} is not a classifier (its network is no ClassifierNetwork)"
             )
         codec = TextCodec.from_state(task.artefacts["text_codec"])
         return cls(task.network, codec, task.labels, batch_size)
@@ -72,9 +79,9 @@ class Classifier:
         cls, path: str | os.PathLike, map_location: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
     ) -> Classifier:
         """The predictor of a classifier checkpoint (any format); no data or config needed."""
-        task = load_task(path, map_location)
+        task = load_trained(path, map_location)
         if not isinstance(getattr(task, "network", None), ClassifierNetwork):
-            raise CheckpointError(f"{path} holds a {type(task).__name__}, which does not classify")
+            raise CheckpointError(f"{path} holds a {task_kind(task)}, which does not classify")
         return cls.from_task(task, batch_size)
 
     @property
@@ -97,14 +104,45 @@ class Classifier:
             logits = self.network(tokens.to(self.device), lengths.to(self.device))
         return predictions(torch.softmax(logits, dim=-1), self.labels)
 
-    def classify(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
-        """Label, its probability and all class probabilities of each text, in order.
+    def classify(
+        self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False
+    ) -> list[Prediction]:
+        """Label, its probability and all class probabilities of each text, in input order.
 
+        ``batch_size`` None is the predictor's; ``progress`` draws a bar on stderr (one step per batch).
         Raises :class:`~seqtasks.data.text.EmptyTextError` (a ``ValueError``) naming the input number
         (from 1) of an empty text, before anything runs.
         """
         size = batch_size or self.batch_size
-        batches = [self.encode(texts[i : i + size], first=i) for i in range(0, len(texts), size)]
-        return [prediction for batch in batches for prediction in self.predict_batch(*batch)]
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {size}")
+        ids = []
+        for number, text in enumerate(texts, start=1):
+            try:
+                ids.append(self.codec(text))
+            except EmptyTextError as error:
+                raise EmptyTextError(f"input {number}: {error}") from None
+        batches = length_sorted_batches([len(x) for x in ids], size)
+        results: list[Prediction | None] = [None] * len(ids)
+        for rows in progress_bar(batches, total=len(batches), enabled=progress, unit="batch"):
+            tokens, lengths = pad_sequences([ids[i] for i in rows], self.network.pad_index)
+            for i, prediction in zip(rows, self.predict_batch(tokens, lengths), strict=True):
+                results[i] = prediction
+        return results  # type: ignore[return-value]
 
     __call__ = classify
+
+    def records(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[Any] | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """One record per text, ``{"id", "label", "probability", "probabilities": {label: p}}``: what
+        ``classify --format jsonl``, the predict stage and the server write. ``ids`` default to 1…n."""
+        ids = list(range(1, len(texts) + 1)) if ids is None else list(ids)
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        predicted = self.classify(texts, batch_size, progress)
+        return [prediction_record(i, p, self.labels) for i, p in zip(ids, predicted, strict=True)]

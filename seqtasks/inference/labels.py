@@ -7,7 +7,7 @@ Shared by the classifier's predictor (:mod:`seqtasks.inference.classification`) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
@@ -27,3 +27,14 @@ def predictions(probabilities: Tensor, labels: Sequence[str]) -> list[Prediction
         best = int(row.argmax())
         out.append(Prediction(labels[best], float(row[best]), row.tolist()))
     return out
+
+
+def prediction_record(id: Any, prediction: Prediction, labels: Sequence[str]) -> dict[str, Any]:
+    """The JSONL / server record of one text: ``{"id", "label", "probability", "probabilities"}``, the last
+    a ``{label: probability}`` object in the network's class order."""
+    return {
+        "id": id,
+        "label": prediction.label,
+        "probability": prediction.probability,
+        "probabilities": dict(zip(labels, prediction.probabilities, strict=True)),
+    }

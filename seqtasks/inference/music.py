@@ -8,19 +8,25 @@ all call it::
     composer = Composer.from_checkpoint("best.ckpt")
     notes = composer.generate(steps=300, temperature=0.9, top_p=0.9, seed=1, min_steps=200)
     midi_path, png_path = composer.save("piece.mid", notes, title=composer.title(1, 0.9))
+    wav = composer.render_wav(notes)                    # WAV bytes (sine tones, pretty_midi's synthesizer)
+
+The predict stage (``seqtasks predict`` on a music recipe) writes one ``sample-<seed>.mid`` (+ ``.png``) per
+seed through :class:`MidiWriter`.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import wave
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from seqtasks.checkpoints import load_task
+from seqtasks.checkpoints import load_trained, task_kind
 from seqtasks.music.events import STEPS_PER_QUARTER, EventCodec
-from seqtasks.music.midi import midi_to_notes, save_piece
+from seqtasks.music.midi import midi_to_notes, notes_to_midi, save_piece
 from seqtasks.music.pianoroll import Note, PianoRollCodec
 from seqtasks.networks.music import EventNetwork, PianoRollNetwork
 from seqtasks.nn.modes import eval_mode
@@ -51,13 +57,13 @@ class Composer:
             self.codec = PianoRollCodec(self.steps_per_quarter)
             self.default_steps = 64
         else:
-            raise TypeError(f"a {type(task).__name__} does not generate music")
+            raise TypeError(f"a {task_kind(task)} does not generate music")
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> Composer:
         """The composer of a checkpoint (any seqtasks format; loaded ``weights_only``)."""
 
-        return cls(load_task(path, map_location))
+        return cls(load_trained(path, map_location))
 
     def generate(
         self,
@@ -126,3 +132,62 @@ class Composer:
 
         primer_steps = max((end for _, _, end in primer), default=0) if primer else 0
         return save_piece(path, notes, self.steps_per_quarter, tempo, title=title, primer_steps=primer_steps)
+
+    def midi_bytes(self, notes: Sequence[Note], tempo: float = 90.0, title: str = "") -> bytes:
+        """The MIDI file of ``notes`` as bytes (the same bytes :meth:`save` writes)."""
+        return notes_to_midi(notes, self.steps_per_quarter, tempo_bpm=tempo, title=title or None)
+
+    def png_bytes(self, notes: Sequence[Note], title: str = "", primer_steps: int = 0) -> bytes:
+        """The piano-roll picture of ``notes`` as PNG bytes (the picture :meth:`save` writes)."""
+        from seqtasks.music.plot import piano_roll_figure
+
+        fig = piano_roll_figure(notes, self.steps_per_quarter, title=title, primer_steps=primer_steps)
+        import matplotlib.pyplot as plt  # after the figure: piano_roll_figure selects the Agg backend
+
+        buffer = io.BytesIO()
+        try:
+            fig.savefig(buffer, format="png", dpi=100)
+        finally:
+            plt.close(fig)
+        return buffer.getvalue()
+
+    def render_wav(
+        self,
+        notes: Sequence[Note],
+        path: str | os.PathLike | None = None,
+        sample_rate: int = 22050,
+        tempo: float = 90.0,
+    ) -> bytes:
+        """``notes`` played as a mono 16-bit WAV: its bytes, also written to ``path`` when given.
+
+        The MIDI file of :meth:`midi_bytes` is rendered by pretty_midi's synthesizer (a sine wave per
+        note: no SoundFont needed), normalised to 0.9 of full scale. An empty piece gives a short silence.
+        """
+        return render_wav(self.midi_bytes(notes, tempo), path, sample_rate)
+
+
+def render_wav(midi: bytes, path: str | os.PathLike | None = None, sample_rate: int = 22050) -> bytes:
+    """A MIDI file's bytes → mono 16-bit PCM WAV bytes (pretty_midi's sine synthesizer)."""
+    import numpy as np
+    import pretty_midi
+
+    if sample_rate < 1000:
+        raise ValueError(f"sample_rate must be at least 1000 Hz, got {sample_rate}")
+    audio = pretty_midi.PrettyMIDI(io.BytesIO(midi)).synthesize(fs=sample_rate)
+    if audio.size == 0:
+        audio = np.zeros(sample_rate // 10)
+    peak = float(np.abs(audio).max())
+    if peak > 0:
+        audio = audio * (0.9 / peak)
+    pcm = (audio * 32767).astype("<i2").tobytes()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm)
+    data = buffer.getvalue()
+    if path is not None:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    return data

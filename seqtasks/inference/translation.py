@@ -2,10 +2,18 @@
 predict steps, the benchmarks and a server all call.
 
     translator = Translator.from_checkpoint("best.ckpt")
-    translator.translate(["How are you?"], beam=5)
+    translator.translate(["How are you?"], beam=5)                   # ["आप कैसे हैं?"]
+    translator.translate_nbest(["How are you?"], beam=5, nbest=3)    # [[Hypothesis(translation, score), ...]]
+    translator.records(["How are you?"], beam=5, nbest=3)            # [{"id": 1, "translation", "score",
+                                                                     #   "nbest": [{"translation", "score"}]}]
 
-The keyword names are the command's option names (``--beam``, ``--max-length``, ``--batch-size``,
-``--length-penalty``). Texts are encoded by the same :class:`~seqtasks.data.translation.TranslationCodec` as
+The keyword names are the command's option names (``--beam``, ``--nbest``, ``--max-length``,
+``--batch-size``, ``--length-penalty``). :meth:`Translator.translate` returns strings;
+:meth:`Translator.translate_nbest` the ``nbest`` best hypotheses with their scores, the length-normalised
+log-probabilities ``log p(y + </s> | x) / len ** length_penalty`` that beam search ranks by (OpenNMT's
+``-n_best``), best first.
+
+Texts are encoded by the same :class:`~seqtasks.data.translation.TranslationCodec` as
 the training batches, so an empty text is refused here as it is in training. :func:`corpus_scores` gives
 sacreBLEU's BLEU and chrF of the output, with their signatures.
 """
@@ -14,15 +22,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from seqtasks.checkpoints import CheckpointError, load_task
-from seqtasks.data.translation import TranslationCodec
+from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
+from seqtasks.data.translation_codec import TranslationCodec
+from seqtasks.inference.io import progress as progress_bar
 from seqtasks.networks.seq2seq import Seq2SeqNetwork
 from seqtasks.nn.modes import eval_mode
+
+
+class Hypothesis(NamedTuple):
+    """One translation and its score (length-normalised log-probability; higher is better)."""
+
+    translation: str
+    score: float
+
+
+def check_nbest(beam: int, nbest: int) -> None:
+    """``beam`` ≥ 1 and 1 ≤ ``nbest`` ≤ ``beam``, else a ``ValueError`` naming both."""
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    if not 1 <= nbest <= beam:
+        raise ValueError(
+            f"nbest must be between 1 and beam ({beam}), got nbest={nbest}; raise beam to {nbest}"
+        )
+
+
+def translation_record(id: Any, hypotheses: Sequence[Hypothesis]) -> dict[str, Any]:
+    """The JSONL / server record of one text: ``{"id", "translation", "score", "nbest": [...]}``."""
+    best = hypotheses[0] if hypotheses else Hypothesis("", 0.0)
+    return {
+        "id": id,
+        "translation": best.translation,
+        "score": best.score,
+        "nbest": [{"translation": h.translation, "score": h.score} for h in hypotheses],
+    }
 
 
 class Translator:
@@ -45,9 +82,9 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> Translator:
         """Load a translator checkpoint (any format); a checkpoint of another task is refused by name."""
-        task = load_task(path, map_location)
+        task = load_trained(path, map_location)
         if not isinstance(getattr(task, "network", None), Seq2SeqNetwork):
-            raise CheckpointError(f"{path} holds a {type(task).__name__}, which does not translate")
+            raise CheckpointError(f"{path} holds a {task_kind(task)}, which does not translate")
         return cls.from_task(task)
 
     @property
@@ -61,20 +98,73 @@ class Translator:
         max_length: int | None = None,
         batch_size: int = 64,
         length_penalty: float = 1.0,
+        progress: bool = False,
     ) -> list[str]:
         """Translate plain texts, ``batch_size`` at a time (texts of similar length decode together).
 
         ``beam`` 1 is greedy decoding; ``max_length`` caps the output subwords; beam scores are divided by
-        ``length ** length_penalty``. A sentence translates the same alone as in any batch.
+        ``length ** length_penalty``. A sentence translates the same alone as in any batch. ``progress``
+        draws a bar on stderr.
         """
+        return self._batched(
+            texts,
+            batch_size,
+            progress,
+            lambda s, n: self.translate_batch(s, n, beam, max_length, length_penalty),
+        )
+
+    def translate_nbest(
+        self,
+        texts: Sequence[str],
+        beam: int = 1,
+        nbest: int = 1,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        length_penalty: float = 1.0,
+        progress: bool = False,
+    ) -> list[list[Hypothesis]]:
+        """The ``nbest`` best hypotheses of each text with their scores, best first (``nbest`` ≤ ``beam``).
+
+        Always beam search (``beam`` 1 finds the greedy translation, with its score); the first hypothesis
+        is what :meth:`translate` returns for the same ``beam`` (for ``beam`` > 1).
+        """
+        check_nbest(beam, nbest)
+        return self._batched(
+            texts,
+            batch_size,
+            progress,
+            lambda s, n: self.translate_batch_nbest(s, n, beam, nbest, max_length, length_penalty),
+        )
+
+    def records(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[Any] | None = None,
+        beam: int = 1,
+        nbest: int = 1,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        length_penalty: float = 1.0,
+        progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """One record per text (``translate --format jsonl``, the predict stage, the server); ids 1…n."""
+        ids = list(range(1, len(texts) + 1)) if ids is None else list(ids)
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        hyps = self.translate_nbest(texts, beam, nbest, max_length, batch_size, length_penalty, progress)
+        return [translation_record(i, h) for i, h in zip(ids, hyps, strict=True)]
+
+    def _batched(self, texts: Sequence[str], batch_size: int, progress: bool, run: Any) -> list[Any]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[str] = [""] * len(texts)
-        for start in range(0, len(order), batch_size):
+        results: list[Any] = [None] * len(texts)
+        starts = range(0, len(order), batch_size)
+        for start in progress_bar(starts, total=len(starts), enabled=progress, unit="batch"):
             rows = order[start : start + batch_size]
             source, lengths = self.codec.source_batch([texts[i] for i in rows])
-            outputs = self.translate_batch(source, lengths, beam, max_length, length_penalty)
-            for i, text in zip(rows, outputs, strict=True):
-                results[i] = text
+            for i, output in zip(rows, run(source, lengths), strict=True):
+                results[i] = output
         return results
 
     def translate_batch(
@@ -92,6 +182,24 @@ class Translator:
                 source.to(device), source_lengths.to(device), beam, max_length, length_penalty
             )
         return [self.codec.decode(x) for x in ids]
+
+    def translate_batch_nbest(
+        self,
+        source: Tensor,
+        source_lengths: Tensor,
+        beam: int = 1,
+        nbest: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 1.0,
+    ) -> list[list[Hypothesis]]:
+        """The ``nbest`` best hypotheses of each sentence of an encoded batch, best first."""
+        check_nbest(beam, nbest)
+        device = self.device
+        with eval_mode(self.network):
+            found = self.network.generate_nbest(
+                source.to(device), source_lengths.to(device), beam, nbest, max_length, length_penalty
+            )
+        return [[Hypothesis(self.codec.decode(ids), score) for ids, score in row] for row in found]
 
     def attention_maps(
         self, source: Tensor, source_lengths: Tensor

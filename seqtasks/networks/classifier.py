@@ -58,9 +58,8 @@ class ClassifierNetwork(nn.Module):
 
     def mask(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """``(B, T)``: True at the real (not padding) positions of a padded batch."""
-        mask = tokens != self.pad_index
-        mask &= torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
-        return mask
+        within = torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return (tokens != self.pad_index) & within  # not in place (&=): ONNX export refuses it
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits ``(B, num_labels)`` of a padded batch of token ids ``(B, T)`` with their ``lengths``."""

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from seqtasks.encoders.base import RecurrentEncoder, require_unidirectional
 from seqtasks.nn.attention import Attention, AttentionKind
-from seqtasks.nn.decoding import beam_search, greedy_search
+from seqtasks.nn.decoding import beam_search, beam_search_nbest, greedy_search
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]
 """The first ids of every vocabulary the network reads and writes (the codec's tokenizers are trained so)."""
@@ -186,6 +186,28 @@ class Seq2SeqNetwork(nn.Module):
         return beam_search(
             self.decode_step, self.reorder, state, BOS_INDEX, EOS_INDEX, limits, beam, length_penalty
         )[0]
+
+    @torch.no_grad()
+    def generate_nbest(
+        self,
+        source: Tensor,
+        source_lengths: Tensor,
+        beam: int = 1,
+        nbest: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 1.0,
+    ) -> list[list[tuple[list[int], float]]]:
+        """The ``nbest`` best ``(token ids, score)`` per sentence, best first, by beam search of ``beam``.
+
+        The score is the length-normalised log-probability the search ranks by (see
+        :func:`~seqtasks.nn.decoding.beam_search_nbest`); ``beam`` 1 gives the greedy translation with its
+        score. Runs in the network's mode, like :meth:`generate`.
+        """
+        state = self.encode(source, source_lengths)
+        limits = self.max_lengths(source_lengths.tolist(), max_length)
+        return beam_search_nbest(
+            self.decode_step, self.reorder, state, BOS_INDEX, EOS_INDEX, limits, beam, length_penalty, nbest
+        )
 
     @torch.no_grad()
     def generate_with_attention(

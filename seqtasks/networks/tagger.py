@@ -122,6 +122,21 @@ class TaggerNetwork(nn.Module):
             return self.crf.decode(scores, mask)
         return scores.argmax(dim=-1).masked_fill(~mask, 0)
 
+    def probabilities(self, scores: Tensor, mask: Tensor) -> Tensor:
+        """Per-token tag probabilities ``(B, T, num_tags)``: CRF marginals (forward–backward) with a CRF,
+        else the softmax of the scores; padded positions hold 0."""
+        if self.crf is not None:
+            return self.crf.marginals(scores, mask)
+        return torch.softmax(scores, dim=-1).masked_fill(~mask.unsqueeze(2), 0.0)
+
+    def tag_batch_with_confidence(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Decoded tag ids ``(B, T)`` and the probability of each decoded tag ``(B, T)`` (0 on padding)."""
+        scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+        mask = self.mask(batch["lengths"], scores.size(1))
+        paths = self.decode(scores, mask)
+        confidence = self.probabilities(scores, mask).gather(2, paths.unsqueeze(2)).squeeze(2)
+        return paths, confidence
+
     def tag_batch(self, batch: dict[str, Tensor]) -> Tensor:
         """Decoded tag ids ``(B, T)`` of a collated batch (``words``, ``chars``, ``casing``, ``lengths``)."""
         scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"])

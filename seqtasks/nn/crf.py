@@ -4,6 +4,7 @@
 y_t] + end[y_T]``. The forward algorithm (log Z) and Viterbi run one vectorised step per position over the
 whole batch, ``(B, K, K)`` at a time; a row's padded positions leave its state untouched, so results do not
 depend on how much padding a batch carries (tested against brute-force enumeration of every tag path).
+:meth:`CRF.marginals` runs the forward–backward algorithm for per-token tag probabilities (confidences).
 
 With ``constrain_bio`` and tag names, transitions that no IOB2 sequence contains (``O → I-X``,
 ``B-X → I-Y``, start → ``I-X``: :func:`seqtasks.tags.iob2_transitions`) get a large negative score, so
@@ -90,6 +91,36 @@ class CRF(nn.Module):
             alpha = torch.where(mask[:, t : t + 1], step, alpha)
         log_z = torch.logsumexp(alpha + end, dim=1)
         return log_z.masked_fill(~mask[:, 0], 0.0)
+
+    def marginals(self, emissions: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Posterior probability of each tag at each position, ``(B, T, K)``: ``p(y_t = k | x)``.
+
+        The forward–backward algorithm in log space: ``alpha_t`` (the forward recursion of
+        :meth:`log_partition`, kept at every position) and ``beta_t`` (the same recursion run backwards
+        from the end scores) give ``log p(y_t = k) = alpha_t[k] + beta_t[k] − log Z``. The transition and
+        start constraints apply as in training and decoding (a forbidden tag gets ~0). Real positions sum
+        to 1 over tags; padded positions (and rows of length 0) hold 0. ``mask`` must be a prefix mask
+        (each row's real positions first), as collated batches are.
+        """
+        mask = self._check(emissions, mask)
+        transitions, start, end = self._scores()
+        time = emissions.size(1)
+        alpha = start + emissions[:, 0]  # (B, K)
+        alphas = [alpha]
+        for t in range(1, time):
+            step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t : t + 1], step, alpha)
+            alphas.append(alpha)
+        log_z = torch.logsumexp(alpha + end, dim=1, keepdim=True)  # (B, 1)
+        beta = end.expand_as(alpha)  # beta of each row's last real position; padding carries it back
+        betas = [beta]
+        for t in range(time - 1, 0, -1):
+            step = torch.logsumexp(transitions + (emissions[:, t] + beta).unsqueeze(1), dim=2)
+            beta = torch.where(mask[:, t : t + 1], step, beta)
+            betas.append(beta)
+        betas.reverse()
+        log_p = torch.stack(alphas, dim=1) + torch.stack(betas, dim=1) - log_z.unsqueeze(1)
+        return log_p.exp().masked_fill(~mask.unsqueeze(2), 0.0)
 
     def path_score(self, emissions: Tensor, tags: Tensor, mask: Tensor | None = None) -> Tensor:
         """Unnormalised score of the given tag paths, ``(B,)``."""

@@ -75,6 +75,32 @@ def beam_search(
 
     Returns the token ids of each sentence (without ``eos``) and their normalised scores.
     """
+    nbest = beam_search_nbest(step, reorder, state, bos, eos, max_lengths, beam_size, length_penalty, 1)
+    return [hyps[0][0] if hyps else [] for hyps in nbest], [hyps[0][1] if hyps else 0.0 for hyps in nbest]
+
+
+@torch.no_grad()
+def beam_search_nbest(
+    step: StepFn,
+    reorder: ReorderFn,
+    state: Any,
+    bos: int,
+    eos: int,
+    max_lengths: Sequence[int],
+    beam_size: int = 5,
+    length_penalty: float = 1.0,
+    nbest: int = 1,
+) -> list[list[tuple[list[int], float]]]:
+    """The ``nbest`` best ended hypotheses of each sentence, best first: ``(token ids, normalised score)``.
+
+    The search is :func:`beam_search`'s (whose answer is the first of these); the score is the one it ranks
+    by, ``log p(hypothesis + eos) / len ** length_penalty`` (OpenNMT's ``-n_best``). A hypothesis cut at
+    the sentence's maximum length has no ``eos``: its length is its token count. Equal scores keep the
+    order in which the hypotheses ended. A sentence may have fewer than ``nbest`` (a tiny vocabulary);
+    one whose maximum length is 0 has none.
+    """
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest must be between 1 and the beam size {beam_size}, got {nbest}")
     if beam_size < 1:
         raise ValueError(f"beam_size must be positive, got {beam_size}")
     batch, k = len(max_lengths), beam_size
@@ -133,16 +159,11 @@ def beam_search(
         state = reorder(state, torch.tensor(origin, device=device))
         tokens = torch.tensor(next_tokens, dtype=torch.long, device=device)
         scores = torch.tensor(next_scores, device=device)
-    results, best_scores = [], []
-    for b in range(batch):
-        if not ended[b]:  # no step ran (maximum length 0)
-            results.append([])
-            best_scores.append(0.0)
-            continue
-        score, tokens_b = max(ended[b], key=lambda item: item[0])  # first of equals: the earliest ended
-        results.append(tokens_b)
-        best_scores.append(score)
-    return results, best_scores
+    results = []
+    for b in range(batch):  # sorted is stable: of equal scores, the earliest ended comes first
+        ranked = sorted(ended[b], key=lambda item: -item[0])[:nbest]
+        results.append([(tokens_b, score) for score, tokens_b in ranked])
+    return results
 
 
 def _device_of(state: Any) -> torch.device:

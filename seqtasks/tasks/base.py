@@ -19,6 +19,7 @@ checkpoints, epoch seeding, fine-tuning.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -55,6 +56,12 @@ class SeqTask(pl.LightningModule):
         self.lr_scheduler = lr_scheduler
         self.init_from = init_from
         self.artefacts: dict[str, Any] = {}
+        self.network_args: list[Any] = []
+
+    def build_network(self, network: Callable[..., torch.nn.Module], *args: Any) -> torch.nn.Module:
+        """``network(*args)``, the sizes the data gave, recorded so the checkpoint can rebuild it alone."""
+        self.network_args = list(args)
+        return network(*args)
 
     # ---- artefacts --------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -69,6 +76,7 @@ class SeqTask(pl.LightningModule):
         checkpoint[CHECKPOINT_KEY] = {
             "task": f"{type(self).__module__}.{type(self).__qualname__}",
             "format": FORMAT,
+            "network_args": self.network_args,
             "artefacts": self.artefacts,
         }
 

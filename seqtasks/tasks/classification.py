@@ -17,7 +17,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
-from seqtasks.inference.labels import Prediction, predictions
+from seqtasks.inference.labels import prediction_record, predictions
+from seqtasks.inference.writers import RecordWriter
 from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.plots import log_figure
 from seqtasks.tasks.base import SeqTask
@@ -57,7 +58,7 @@ class SequenceClassifier(SeqTask):
         self.save_hyperparameters()
         self.labels = list(labels)
         self.pad_index = pad_index
-        self.network = network(vocab_size, len(labels), pad_index)
+        self.network = self.build_network(network, vocab_size, len(labels), pad_index)
         num_classes = len(labels)
         metrics = torchmetrics.MetricCollection(
             {
@@ -108,10 +109,19 @@ class SequenceClassifier(SeqTask):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[Prediction]:
-        """Label, probability and class probabilities per row, as the inference API gives them."""
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[dict[str, Any]]:
+        """One record per row, ``{"id", "label", "probability", "probabilities": {label: p}}`` as
+        ``classify --format jsonl`` writes it; the id is the row number from 1 (``indices`` + 1)."""
         logits = self.network(batch["tokens"], batch["lengths"])
-        return predictions(torch.softmax(logits, dim=-1), self.labels)
+        predicted = predictions(torch.softmax(logits, dim=-1), self.labels)
+        indices = batch.get("indices")
+        ids = (indices + 1).tolist() if indices is not None else [None] * len(predicted)
+        return [prediction_record(i, p, self.labels) for i, p in zip(ids, predicted, strict=True)]
+
+    def prediction_writer(self, path: str) -> Any:
+        """The predict stage's writer: JSONL, one record per input row in row order (rank 0 gathers every
+        rank's records and writes the one file; see :mod:`seqtasks.inference.writers`)."""
+        return RecordWriter(path, "jsonl")
 
     # ---- artefacts, fine-tuning, legacy checkpoints --------------------------------------------------
     def adapt_state(self, source: dict[str, Tensor], source_artefacts: dict[str, Any]) -> dict[str, Any]:

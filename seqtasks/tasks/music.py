@@ -26,6 +26,7 @@ from torch import Tensor
 
 from seqtasks.checkpoints import legacy_network, legacy_optimizer
 from seqtasks.inference.music import Composer
+from seqtasks.inference.writers import MidiWriter
 from seqtasks.music.metrics import FrameAccuracy, NLLPerStep
 from seqtasks.music.pianoroll import NUM_KEYS
 from seqtasks.music.plot import piano_roll_figure
@@ -43,6 +44,26 @@ def _upgrade(checkpoint: dict[str, Any], cls: type, network: str, keys: list[str
         hparams["_class_path"] = f"{cls.__module__}.{cls.__qualname__}"
 
 
+class GeneratesForPredict:
+    """The music predict stage of both composers: the predict loader yields seeds, each becomes a piece.
+
+    ``seqtasks predict --config RECIPE --ckpt_path CKPT --predictions FOLDER`` writes
+    ``FOLDER/sample-<seed>.mid`` and its ``.png`` for each seed (the music datamodules' ``predict_samples``
+    and ``predict_seed`` choose how many and from which seed; ``predict_steps`` their length).
+    """
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[tuple[int, list]]:
+        """``[(seed, notes), ...]``: one piece per seed of the batch, sampled by the inference API."""
+        composer = Composer(self)
+        steps = batch.get("steps")
+        steps = None if steps is None or int(steps) <= 0 else int(steps)
+        return [(int(seed), composer.generate(steps, seed=int(seed))) for seed in batch["seeds"].tolist()]
+
+    def prediction_writer(self, path: str) -> MidiWriter:
+        """Writes the pieces of :meth:`predict_step` into the folder ``path``."""
+        return MidiWriter(path, Composer(self).steps_per_quarter)
+
+
 def log_validation_sample(task: SeqTask, steps: int) -> None:
     """A short sample (seed 0) at each validation end, logged as the figure ``val/sample``: cheap, and it
     shows the model's music developing over the epochs. Its own generator leaves the global RNG alone."""
@@ -55,7 +76,7 @@ def log_validation_sample(task: SeqTask, steps: int) -> None:
     log_figure(task, "val/sample", piano_roll_figure(notes, composer.steps_per_quarter, title))
 
 
-class PianoRollComposer(SeqTask):
+class PianoRollComposer(GeneratesForPredict, SeqTask):
     """Train a piano-roll network: each 88-key frame predicted from the frames before it.
 
     Args:
@@ -76,7 +97,7 @@ class PianoRollComposer(SeqTask):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, init_from)
         self.save_hyperparameters()
-        self.network = network(NUM_KEYS)
+        self.network = self.build_network(network, NUM_KEYS)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
         self.val_acc, self.test_acc = FrameAccuracy(), FrameAccuracy()
 
@@ -113,7 +134,7 @@ class PianoRollComposer(SeqTask):
         _upgrade(checkpoint, cls, "PianoRollNetwork", ["encoder", "input_dim", "input_dropout", "dropout"])
 
 
-class EventComposer(SeqTask):
+class EventComposer(GeneratesForPredict, SeqTask):
     """Train an event language model: next-token NLL over note-on / note-off / time-shift tokens.
 
     Args:
@@ -138,7 +159,7 @@ class EventComposer(SeqTask):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, init_from)
         self.save_hyperparameters()
-        self.network = network(vocab_size, pad_index)
+        self.network = self.build_network(network, vocab_size, pad_index)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:

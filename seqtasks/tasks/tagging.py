@@ -21,6 +21,7 @@ from torch import Tensor
 
 from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
 from seqtasks.data.vectors import read_word_vectors
+from seqtasks.inference.writers import TaggingPredictionWriter
 from seqtasks.metrics import SpanF1
 from seqtasks.networks.tagger import TaggerNetwork
 from seqtasks.plots import log_figure
@@ -80,7 +81,7 @@ class TokenTagger(SeqTask):
         self.save_hyperparameters()
         self.labels = list(labels)
         self.word_vectors = word_vectors
-        self.network = network(vocab_size, char_vocab_size, self.labels, pad_index)
+        self.network = self.build_network(network, vocab_size, char_vocab_size, self.labels, pad_index)
         self.val_f1 = SpanF1(labels)
         self.test_f1 = SpanF1(labels)
         self.train_loss = torchmetrics.MeanMetric()
@@ -129,9 +130,46 @@ class TokenTagger(SeqTask):
     def on_test_epoch_end(self) -> None:
         self._log_f1("test")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """Tag ids ``(B, T)`` of a batch, decoded as the inference API decodes them."""
-        return self.network.tag_batch(batch)
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """One record per sentence of the batch (:mod:`seqtasks.inference.tagging`'s format, decoded by the
+        :class:`~seqtasks.inference.tagging.Tagger`), with ``id`` (the input row number from 1, from the
+        batch's ``indices``) and, when the batch carries gold tags, ``gold`` (their names)."""
+        from seqtasks.inference.tagging import joined_spans, sentence_record
+
+        tagger = self.tagger()
+        scored = tagger.predict_batch_with_confidence(batch)
+        lengths = batch["lengths"].tolist()
+        if "tokens" in batch:
+            sentences = batch["tokens"]
+        else:  # a batch collated without the raw tokens: the vocabulary's form of each word
+            words = tagger.codec.words.tokens
+            rows = batch["words"].tolist()
+            sentences = [[words[i] for i in row[:n]] for row, n in zip(rows, lengths, strict=True)]
+        indices = batch["indices"].tolist() if "indices" in batch else None
+        gold = batch["tags"].tolist() if "tags" in batch else None
+        records = []
+        for row, (tokens, (tags, confidences)) in enumerate(zip(sentences, scored, strict=True)):
+            text, token_spans = joined_spans(tokens)
+            number = indices[row] + 1 if indices is not None else batch_idx * len(lengths) + row + 1
+            record = {"id": number, **sentence_record(text, token_spans, tags, confidences)}
+            if gold is not None:
+                record["gold"] = [self.labels[i] for i in gold[row][: lengths[row]]]
+            records.append(record)
+        return records
+
+    def tagger(self) -> Any:
+        """The :class:`~seqtasks.inference.tagging.Tagger` of this task (built once, shares the network)."""
+        from seqtasks.inference.tagging import Tagger
+
+        if getattr(self, "_tagger", None) is None:
+            self._tagger = Tagger.from_task(self)
+        return self._tagger
+
+    def prediction_writer(self, path: str) -> Any:
+        """The predict stage's writer: CoNLL columns ``token [gold] predicted`` (or JSONL records when
+        ``path`` ends in ``.jsonl``), in input order, one file written by rank 0
+        (:class:`~seqtasks.inference.tagging.TaggingPredictionWriter`)."""
+        return TaggingPredictionWriter(path)
 
     # ---- word vectors, artefacts, fine-tuning, legacy checkpoints -------------------------------------
     def setup(self, stage: str) -> None:

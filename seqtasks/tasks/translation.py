@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from seqtasks.attention_maps import attention_figure
 from seqtasks.checkpoints import legacy_network, legacy_optimizer
-from seqtasks.inference.translation import Translator, corpus_scores
+from seqtasks.inference.translation import Translator, corpus_scores, translation_record
+from seqtasks.inference.writers import RecordWriter
 from seqtasks.metrics import CorpusBLEU, CorpusChrF
 from seqtasks.networks.seq2seq import Seq2SeqNetwork
 from seqtasks.plots import log_figure
@@ -60,6 +61,10 @@ class Seq2SeqTranslator(SeqTask):
         optimizer: see :class:`SeqTask`.
         lr_scheduler: see :class:`SeqTask`.
         init_from: checkpoint to fine-tune from (weights only).
+        predict_beam: beam size of the predict stage (``seqtasks predict``; 1: greedy). A predict-time
+            setting: ``--model.init_args.predict_beam 5`` on the predict command line; training ignores it.
+        predict_nbest: hypotheses per sentence the predict stage keeps (at most ``predict_beam``); they
+            appear in a JSONL prediction file (``--predictions OUT.jsonl``).
     """
 
     def __init__(
@@ -74,10 +79,18 @@ class Seq2SeqTranslator(SeqTask):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        predict_beam: int = 1,
+        predict_nbest: int = 1,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, init_from)
+        if not 1 <= predict_nbest <= predict_beam:
+            raise ValueError(
+                f"predict_nbest must be between 1 and predict_beam ({predict_beam}), got {predict_nbest}"
+            )
         self.save_hyperparameters()
-        self.network = network(source_vocab_size, target_vocab_size, pad_index)
+        self.predict_beam = predict_beam
+        self.predict_nbest = predict_nbest
+        self.network = self.build_network(network, source_vocab_size, target_vocab_size, pad_index)
         self.pad_index = pad_index
         self.val_bleu_sentences = val_bleu_sentences
         self.attention_maps = attention_maps
@@ -175,9 +188,23 @@ class Seq2SeqTranslator(SeqTask):
             self.test_report = {"sentences": len(hyps), "hypotheses": hyps, **report}
             rank_zero_info(f"test ({len(hyps)} sentences, all ranks, greedy): {report['line']}")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[str]:
-        """Greedy translations of a batch (``seqtasks predict``), decoded as ``seqtasks translate`` does."""
-        return self.translator.translate_batch(batch["source"], batch["source_lengths"])
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """One record per sentence, ``{"id", "translation", "score", "nbest"}`` as ``translate --format
+        jsonl`` writes it (``predict_beam``, ``predict_nbest``); the id is the row number from 1."""
+        hyps = self.translator.translate_batch_nbest(
+            batch["source"], batch["source_lengths"], self.predict_beam, self.predict_nbest
+        )
+        indices = batch.get("indices")
+        ids = (indices + 1).tolist() if indices is not None else [None] * len(hyps)
+        return [translation_record(i, h) for i, h in zip(ids, hyps, strict=True)]
+
+    def prediction_writer(self, path: str) -> Any:
+        """The predict stage's writer: one best translation per line in row order, or the JSONL records
+        (with the n-best list) when ``path`` ends with ``.jsonl``. Rank 0 gathers every rank's records and
+        writes the one file (:mod:`seqtasks.inference.writers`)."""
+        if path.endswith(".jsonl"):
+            return RecordWriter(path, "jsonl")
+        return RecordWriter(path, "text", lambda record: record["translation"])
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     @classmethod

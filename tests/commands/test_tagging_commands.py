@@ -18,8 +18,10 @@ LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 @pytest.mark.parametrize(
     ("command", "options", "default"),
     [
-        ("tag", "--ckpt --batch-size", "(default: 64)"),
-        ("predict-conll", "--ckpt --input --output --label-column --scheme --batch-size", "(default: iob1)"),
+        ("tag", "--ckpt --input --jsonl --output --format --batch-size --quiet", "(default: 64)"),
+        ("predict-conll",
+         "--ckpt --input --output --label-column --scheme --batch-size --format --jsonl-output --quiet",
+         "(default: iob1)"),
         ("word-vectors", "--text --out --dim --window --negatives --min-count --epochs --cased --seed --show",
          "(default: 100)"),
     ],
@@ -45,9 +47,12 @@ def test_tag_prints_tokens_tags_and_entities(capsys: pytest.CaptureFixture[str])
         ["tag", "--ckpt", str(LEGACY / "tagger.ckpt"), "Peter Blackburn visited New York on Monday.", "Tokyo"]
     )
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:2] == ["Peter\tB-PER", "Blackburn\tI-PER"]
+    columns = [line.split("\t") for line in lines]
+    assert [c[:2] for c in columns[:2]] == [["Peter", "B-PER"], ["Blackburn", "I-PER"]]
+    assert all(0.0 < float(c[2]) <= 1.0 for c in columns[:8])  # the confidence column
     assert lines[8] == "# entities: PER: Peter Blackburn [0-1]; LOC: New York [3-4]"
-    assert lines[9:] == ["", "Tokyo\tB-LOC", "# entities: LOC: Tokyo [0-0]"]
+    assert lines[9] == "" and columns[10][:2] == ["Tokyo", "B-LOC"]
+    assert lines[11:] == ["# entities: LOC: Tokyo [0-0]"]
 
 
 def test_user_errors_are_one_line_messages(tmp_path: Path) -> None:

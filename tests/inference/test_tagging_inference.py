@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqtasks.inference.tagging import Tagger
+from seqtasks.checkpoints import load_task
+from seqtasks.inference.tagging import Tagger, entity_tuples
 from seqtasks.networks.tagger import TaggerNetwork
 from seqtasks.tasks import TokenTagger
-from seqtasks.checkpoints import load_task
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 
@@ -34,17 +34,23 @@ def test_legacy_checkpoint_reproduces_its_recorded_outputs(name: str, expected: 
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["lr"] == 0.02
     tagger = Tagger.from_task(task)
     assert tagger.tag_tokens(record["sentences"]) == record["tags"]
-    results = tagger.tag(record["texts"])
-    assert [r["tokens"] for r in results] == record["tag_tokens"]
-    assert [r["tags"] for r in results] == record["tag_tags"]
-    assert [[list(e) for e in r["entities"]] for r in results] == record["tag_entities"]
+    results = tagger.tag(record["texts"])  # the records, mapped back to the recorded (format-1) outputs
+    assert [[t["text"] for t in r["tokens"]] for r in results] == record["tag_tokens"]
+    assert [[t["tag"] for t in r["tokens"]] for r in results] == record["tag_tags"]
+    assert [[list(e) for e in entity_tuples(r)] for r in results] == record["tag_entities"]
+    for text, result in zip(record["texts"], results, strict=True):  # offsets into the original text
+        assert result["text"] == text
+        assert all(text[t["start"] : t["end"]] == t["text"] for t in result["tokens"])
+        assert all(text[e["start"] : e["end"]] == e["text"] for e in result["entities"])
     batch = tagger.encode(record["sentences"])
     for key in ("words", "chars", "casing", "lengths"):
         assert torch.equal(batch[key], record[key]), key
     with torch.no_grad():
         scores = tagger.network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
     assert torch.equal(scores, record["scores"])
-    assert torch.equal(task.predict_step(batch, 0), tagger.network.tag_batch(batch))
+    predicted = task.predict_step(batch, 0)  # records, decoded as the inference API decodes them
+    assert [[t["tag"] for t in r["tokens"]] for r in predicted] == record["tags"]
+    assert [r["id"] for r in predicted] == [1, 2, 3, 4, 5]
 
 
 def test_from_checkpoint_and_bad_input(expected: dict) -> None:

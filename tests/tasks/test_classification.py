@@ -23,7 +23,7 @@ from fixtures.classification import TEXTS, SnapshotAtTrainStart, StepLosses, bui
 from torch.utils.data import DataLoader
 
 from seqtasks.cli import main
-from seqtasks.inference.classification import Classifier
+from seqtasks.inference.classification import Classifier, prediction_record
 from seqtasks.tasks import SequenceClassifier, load_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -342,14 +342,21 @@ def test_last_checkpoint_holds_the_latest_epoch(
 
 
 def test_predict_stage_gives_what_the_inference_api_gives(tiny_reviews: Path, tmp_path: Path) -> None:
-    """``trainer.predict`` and ``Classifier.predict_batch`` share the decoding: the same predictions."""
+    """``trainer.predict`` and ``Classifier.predict_batch`` share the decoding: the same predictions, as the
+    records ``classify --format jsonl`` writes (id: row number from 1)."""
     cli = build(tiny_config(tmp_path / "run", tiny_reviews))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     batch = next(iter(cli.datamodule.val_dataloader()))
     predicted = cli.trainer.predict(cli.model, dataloaders=DataLoader([batch], batch_size=None))[0]
-    expected = Classifier.from_task(cli.model).predict_batch(batch["tokens"], batch["lengths"])
+    classifier = Classifier.from_task(cli.model)
+    found = classifier.predict_batch(batch["tokens"], batch["lengths"])
+    ids = (batch["indices"] + 1).tolist()
+    expected = [prediction_record(i, p, classifier.labels) for i, p in zip(ids, found, strict=True)]
     assert predicted == expected and len(predicted) == batch["labels"].size(0)
-    assert all(p.label in {"neg", "pos"} and p.probability == max(p.probabilities) for p in predicted)
+    assert all(
+        r["label"] in {"neg", "pos"} and r["probability"] == max(r["probabilities"].values())
+        for r in predicted
+    )
 
 
 def test_legacy_checkpoint_loads_and_predicts_bit_for_bit() -> None:

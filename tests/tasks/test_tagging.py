@@ -19,7 +19,7 @@ from fixtures.ner import SnapshotAtTrainStart, make_tiny_ner, tiny_args
 
 from seqtasks.cli import main
 from seqtasks.data.conll import read_conll
-from seqtasks.inference.tagging import Tagger
+from seqtasks.inference.tagging import Tagger, entity_tuples
 from seqtasks.networks.tagger import TaggerNetwork
 from seqtasks.optim import InverseTimeDecay
 from seqtasks.tasks import TokenTagger, load_task
@@ -61,8 +61,9 @@ def test_checkpoint_is_plain_data_and_tags_the_same(trained: tuple[Path, Path]) 
     result = Tagger.from_task(model).tag(["Peter Blackburn visited New York ."])[0]
     figures = sorted((ckpt.parents[1] / "figures").glob("val_f1_per_type_epoch*.png"))  # one per epoch
     assert len(figures) == 8
-    assert result["tags"] == ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O"]
-    assert result["entities"] == [("PER", 0, 1, "Peter Blackburn"), ("LOC", 3, 4, "New York")]
+    assert [t["tag"] for t in result["tokens"]] == ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O"]
+    assert entity_tuples(result) == [("PER", 0, 1, "Peter Blackburn"), ("LOC", 3, 4, "New York")]
+    assert [(e["start"], e["end"]) for e in result["entities"]] == [(0, 15), (24, 32)]
 
 
 def test_tag_command_in_a_fresh_process_without_data(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -74,7 +75,11 @@ def test_tag_command_in_a_fresh_process_without_data(trained: tuple[Path, Path],
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[:3] == ["Dhaval\tB-PER", "loves\tO", "Yoda\tB-PER"]
+    assert [line.split("\t")[:2] for line in lines[:3]] == [
+        ["Dhaval", "B-PER"],
+        ["loves", "O"],
+        ["Yoda", "B-PER"],
+    ]
     assert lines[3] == "# entities: PER: Dhaval [0-0]; PER: Yoda [2-2]"
 
 
@@ -124,7 +129,7 @@ def test_fine_tune_onto_a_tag_set_with_a_new_entity_type(trained: tuple[Path, Pa
                 old["network.crf.transitions"][old_i, old_labels.index(other)],
             )
     result = Tagger.from_task(model).tag(["Reuters praised Paris"])[0]
-    assert result["tags"] == ["B-ORG", "O", "B-LOC"]
+    assert [t["tag"] for t in result["tokens"]] == ["B-ORG", "O", "B-LOC"]
 
 
 @pytest.mark.realdata
@@ -183,3 +188,31 @@ def test_sgd_with_inverse_time_decay_comes_from_the_recipe_not_the_task() -> Non
         TokenTagger(
             network=tagger.hparams.network, vocab_size=10, char_vocab_size=10, labels=["B-PER", "I-PER"]
         )
+
+
+def test_predict_stage_writes_conll_columns_of_a_file_and_of_the_test_split(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`seqtasks predict`: a raw .txt file (CoNLL-tokenised) → `token predicted` lines in file order, equal
+    to the Tagger's tags; without predict_file the test split with its gold tags → `token gold predicted`."""
+    ckpt, dataset = trained
+    texts = ["Peter Blackburn visited New York.", "Dhaval loves Yoda", "Tokyo"]
+    source = tmp_path / "news.txt"
+    source.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "predictions.conll"
+    args = ["predict", *tiny_args(tmp_path / "run", dataset), "--ckpt_path", str(ckpt)]
+    run_lightning([*args, "--predictions", str(out), "--data.init_args.predict_file", str(source)])
+    blocks = [block.splitlines() for block in out.read_text().strip("\n").split("\n\n")]
+    expected = Tagger.from_checkpoint(ckpt).tag(texts)
+    assert [[line.split() for line in block] for block in blocks] == [
+        [[t["text"], t["tag"]] for t in record["tokens"]] for record in expected
+    ]
+    gold_out = tmp_path / "test.conll"
+    run_lightning([*args, "--predictions", str(gold_out)])
+    predicted = list(read_conll(gold_out, label_column=2, scheme="iob2"))
+    gold = list(read_conll(gold_out, label_column=1, scheme="iob2"))
+    assert len(gold) == 24 and all(
+        len(line.split()) == 3 for line in gold_out.read_text().splitlines() if line
+    )
+    assert sum(p.tags == g.tags for p, g in zip(predicted, gold, strict=True)) >= 20  # a trained tagger
+    assert not (tmp_path / "run" / "config.yaml").exists()  # predict saves no config
