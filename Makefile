@@ -13,7 +13,7 @@ NER_VECTORS := runs/vectors/conll-imdb-100d.txt
 NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe vectors test test-fast lint format bench clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench bench-inference clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ bench: install $(NER_VECTORS) ## throughput benchmarks (print tables; run on an 
 	$(BIN)/python benchmarks/encoder_paths.py
 	$(BIN)/python benchmarks/sentiment_throughput.py
 	$(BIN)/python benchmarks/ner_throughput.py
+
+bench-inference: install ## inference: files, server latency, cold start, ONNX (CLASSIFIER= TAGGER= TRANSLATOR= COMPOSER= checkpoints)
+	$(BIN)/python benchmarks/inference.py $(if $(CLASSIFIER),--classifier $(CLASSIFIER)) \
+		$(if $(TAGGER),--tagger $(TAGGER)) $(if $(TRANSLATOR),--translator $(TRANSLATOR)) \
+		$(if $(MT_SET),--translation-set $(MT_SET)) $(if $(COMPOSER),--composer $(COMPOSER)) $(ARGS)
 
 clean: ## remove the virtual environment and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

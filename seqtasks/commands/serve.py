@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
     parser.add_argument("--max-batch", type=int, default=32, help="texts per batched predictor call at most")
     parser.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with"
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a request waits for others to batch with; 0: none — requests arriving while a batch "
+        "runs form the next one (a lone request is answered at once)",
     )
     parser.add_argument("--max-requests", type=int, default=None, help="stop after answering N API requests")
     parser.add_argument("--idle-exit", type=float, default=None, help="stop after SECONDS without a request")

@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="where to write the results; stdout when not given")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (0: torch's default); one thread runs these small recurrent networks "
+        "fastest on a shared CPU (see seqtasks.inference.io.set_threads)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on a file input")
     parser.add_argument("texts", nargs="*", help="texts to tag (or --input)")
 
@@ -60,7 +67,9 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if options.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     from seqtasks.data.tagging_codec import tokenize_spans
-    from seqtasks.inference.io import InputError, open_output, read_inputs, write_records
+    from seqtasks.inference.io import InputError, open_output, read_inputs, set_threads, write_records
+
+    set_threads(options.torch_threads)
 
     try:
         inputs = read_inputs(options.texts, options.input, True if options.jsonl else None)

@@ -68,9 +68,7 @@ class Classifier:
     def from_task(cls, task: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> Classifier:
         """The predictor of a trained (or training) :class:`~seqtasks.tasks.SequenceClassifier`."""
         if not isinstance(getattr(task, "network", None), ClassifierNetwork):
-            raise TypeError(
-                f"{task_kind(task)} is not a classifier (its network is no ClassifierNetwork)"
-            )
+            raise TypeError(f"{task_kind(task)} is not a classifier (its network is no ClassifierNetwork)")
         codec = TextCodec.from_state(task.artefacts["text_codec"])
         return cls(task.network, codec, task.labels, batch_size)
 

@@ -95,7 +95,7 @@ def error(status: int, message: str) -> JSONResponse:
 def create_app(
     models: Sequence[ServedModel],
     max_batch: int = 32,
-    max_wait_ms: float = 5.0,
+    max_wait_ms: float = 0.0,
     lifetime: Lifetime | None = None,
 ) -> FastAPI:
     """The application serving ``models`` (each answers the endpoint of its kind)."""
@@ -258,7 +258,7 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_batch: int = 32,
-    max_wait_ms: float = 5.0,
+    max_wait_ms: float = 0.0,
     max_requests: int | None = None,
     idle_exit: float | None = None,
     log_level: str = "warning",

@@ -53,7 +53,8 @@ class MicroBatcher:
         predict: the batched predictor call; runs in ``executor``.
         executor: the model's worker thread.
         max_batch: at most this many items per call (a request larger than that runs alone).
-        max_wait_ms: how long the first request of a batch waits for others.
+        max_wait_ms: how long the first request of a batch waits for others; 0 takes only those already
+            waiting (they queue up while the previous batch runs), so a lone request never waits.
     """
 
     def __init__(
@@ -61,7 +62,7 @@ class MicroBatcher:
         predict: Callable[[list[Any]], list[Any]],
         executor: Executor,
         max_batch: int = 32,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")

@@ -19,7 +19,7 @@ checkpoints, epoch seeding, fine-tuning.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -135,3 +135,16 @@ class SeqTask(pl.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def map_rows(
+    own: torch.Tensor, source: torch.Tensor, old_names: Sequence[str], new_names: Sequence[str]
+) -> torch.Tensor:
+    """``own`` with each row whose name exists in ``old_names`` replaced by the pretrained row."""
+    weight = own.clone()
+    new_index = {name: i for i, name in enumerate(new_names)}
+    pairs = [(i, new_index[n]) for i, n in enumerate(old_names) if n in new_index]
+    if pairs:
+        old_rows, new_rows = zip(*pairs, strict=True)
+        weight[list(new_rows)] = source[list(old_rows)]
+    return weight

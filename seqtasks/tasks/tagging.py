@@ -10,7 +10,7 @@ Inference: :class:`~seqtasks.inference.tagging.Tagger`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,8 +24,8 @@ from seqtasks.data.vectors import read_word_vectors
 from seqtasks.inference.writers import TaggingPredictionWriter
 from seqtasks.metrics import SpanF1
 from seqtasks.networks.tagger import TaggerNetwork
-from seqtasks.plots import log_figure
-from seqtasks.tasks.base import SeqTask
+from seqtasks.plots import f1_per_type_figure, log_figure
+from seqtasks.tasks.base import SeqTask, map_rows
 
 NETWORK = "seqtasks.networks.tagger.TaggerNetwork"
 NETWORK_SETTINGS = [
@@ -125,7 +125,7 @@ class TokenTagger(SeqTask):
     def on_validation_epoch_end(self) -> None:
         values = self._log_f1("val")
         if not self.trainer.sanity_checking:
-            log_figure(self, "val/f1_per_type", _f1_figure(values))
+            log_figure(self, "val/f1_per_type", f1_per_type_figure(values))
 
     def on_test_epoch_end(self) -> None:
         self._log_f1("test")
@@ -216,13 +216,13 @@ class TokenTagger(SeqTask):
                 ("network.chars.embedding.weight", "chars"),
             ):
                 if key in source and key in own and source[key].size(1) == own[key].size(1):
-                    adapted[key] = _map_rows(own[key], source[key], old_codec[vocab], new_codec[vocab])
+                    adapted[key] = map_rows(own[key], source[key], old_codec[vocab], new_codec[vocab])
         old_labels = source_artefacts.get("labels")
         if old_labels is not None and list(old_labels) != self.labels:  # rows by tag name
             for key in _ROW_KEYS:
                 adapted.pop(key, None)
                 if key in source and key in own and source[key].shape[1:] == own[key].shape[1:]:
-                    adapted[key] = _map_rows(own[key], source[key], old_labels, self.labels)
+                    adapted[key] = map_rows(own[key], source[key], old_labels, self.labels)
             key = "network.crf.transitions"
             adapted.pop(key, None)
             if key in source and key in own:
@@ -244,34 +244,3 @@ class TokenTagger(SeqTask):
         artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
         if "token_encoder" in artefacts:
             artefacts[CODEC] = artefacts.pop("token_encoder")
-
-
-def _map_rows(own: Tensor, source: Tensor, old_names: Sequence[str], new_names: Sequence[str]) -> Tensor:
-    """``own`` with each row whose name exists in ``old_names`` replaced by the pretrained row."""
-    weight = own.clone()
-    new_index = {name: i for i, name in enumerate(new_names)}
-    pairs = [(i, new_index[n]) for i, n in enumerate(old_names) if n in new_index]
-    if pairs:
-        old_rows, new_rows = zip(*pairs, strict=True)
-        weight[list(new_rows)] = source[list(old_rows)]
-    return weight
-
-
-def _f1_figure(values: dict[str, Tensor]) -> Any:
-    """Bars of the span F1 per entity type, the micro F1 as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    types = [name.split("/", 1)[1] for name in values if name.startswith("f1/")]
-    scores = [float(values[f"f1/{kind}"]) for kind in types]
-    fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(types), 3.0))
-    bars = ax.bar(types, scores, color="tab:blue")
-    ax.bar_label(bars, fmt="%.1f")
-    ax.axhline(float(values["f1"]), color="tab:red", linestyle="--", label=f"all: {float(values['f1']):.1f}")
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("span F1")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig

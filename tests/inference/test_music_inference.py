@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqtasks.checkpoints import load_task
 from seqtasks.encoders import ElmanEncoder, GRUEncoder
 from seqtasks.inference.music import Composer
 from seqtasks.music.events import build_vocabulary
 from seqtasks.music.midi import notes_to_midi
 from seqtasks.networks.music import EventNetwork, PianoRollNetwork
-from seqtasks.checkpoints import load_task
 from seqtasks.tasks.music import EventComposer, PianoRollComposer
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"

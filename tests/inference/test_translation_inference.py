@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqtasks.inference.translation import Translator, corpus_scores
 from seqtasks.checkpoints import load_task
+from seqtasks.inference.translation import Translator, corpus_scores
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 

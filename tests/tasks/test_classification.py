@@ -22,9 +22,10 @@ import yaml
 from fixtures.classification import TEXTS, SnapshotAtTrainStart, StepLosses, build, is_plain, tiny_config
 from torch.utils.data import DataLoader
 
+from seqtasks.checkpoints import load_task, load_trained
 from seqtasks.cli import main
 from seqtasks.inference.classification import Classifier, prediction_record
-from seqtasks.tasks import SequenceClassifier, load_task
+from seqtasks.tasks import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"
@@ -259,6 +260,24 @@ def test_recipe_fit_test_after_fit_then_classify_in_a_fresh_process(
     for (label, prob, _), (want_label, want_prob, _) in zip(lines, expected, strict=True):
         assert label == want_label and label in {"neg", "pos"}
         assert float(prob) == pytest.approx(want_prob, abs=1e-4) and 0.5 <= float(prob) <= 1.0
+
+    # the predictor builds the network from the checkpoint alone, without the LightningModule: the same
+    # weights and outputs as through load_task, and a fresh process never imports Lightning
+    trained, task = load_trained(best[0]), load_task(best[0])
+    assert trained.task_name == "seqtasks.tasks.classification.SequenceClassifier"
+    assert trained.labels == task.labels and trained.artefacts == task.artefacts
+    own, full = trained.network.state_dict(), task.network.state_dict()
+    assert own.keys() == full.keys() and all(torch.equal(own[k], full[k]) for k in own)
+    tokens, lengths = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]]), torch.tensor([3, 2])
+    assert torch.equal(trained.network(tokens, lengths), task.network.eval()(tokens, lengths))
+    code = (
+        "import sys; from seqtasks.inference.classification import Classifier\n"
+        f"Classifier.from_checkpoint({best[0]!r}).classify(['a fine film'])\n"
+        "heavy = [m for m in ('lightning', 'datasets', 'torchmetrics') if m in sys.modules]\n"
+        "sys.exit(f'imported {heavy}' if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_fine_tune_recipe_through_the_cli(

@@ -14,11 +14,11 @@ import pytest
 import torch
 from fixtures.music import make_tiny_rolls
 
+from seqtasks.checkpoints import load_task
 from seqtasks.cli import main
 from seqtasks.inference.music import Composer
 from seqtasks.music.midi import notes_to_midi
 from seqtasks.networks.music import PianoRollNetwork
-from seqtasks.checkpoints import load_task
 from seqtasks.tasks.music import EventComposer, PianoRollComposer
 from seqtasks.training import run_lightning
 

@@ -17,8 +17,8 @@ import torch
 import yaml
 from fixtures.translation import make_tiny_parallel
 
-from seqtasks.inference.translation import Translator
 from seqtasks.checkpoints import load_task, read_checkpoint, upgrade_checkpoint
+from seqtasks.inference.translation import Translator
 from seqtasks.training import run_lightning
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "translator.ckpt"
