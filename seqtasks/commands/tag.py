@@ -18,25 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqtasks.commands.options import add_io_arguments, check_io_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="a TokenTagger checkpoint (any seqtasks format)")
-    parser.add_argument("--input", help="a file of texts, one per line ('-': stdin); .jsonl: {'text', 'id'}")
-    parser.add_argument(
-        "--jsonl", action="store_true", help="read --input as JSONL whatever its name (e.g. stdin)"
-    )
-    parser.add_argument("--output", help="where to write the results; stdout when not given")
-    parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (0: torch's default); one thread runs these small recurrent networks "
-        "fastest on a shared CPU (see seqtasks.inference.io.set_threads)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar on a file input")
-    parser.add_argument("texts", nargs="*", help="texts to tag (or --input)")
+    add_io_arguments(parser, "texts to tag", "output format", "sentences")
 
 
 def text_lines(record: dict) -> str:
@@ -62,10 +49,7 @@ def where(options: argparse.Namespace, item_id: object, number: int) -> str:
 
 
 def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    if bool(options.input) == bool(options.texts):
-        parser.error("give either texts or --input FILE (or --input - for stdin)")
-    if options.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
+    check_io_arguments(options, parser)
     from seqtasks.data.tagging_codec import tokenize_spans
     from seqtasks.inference.io import InputError, open_output, read_inputs, set_threads, write_records
 

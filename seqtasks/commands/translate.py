@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqtasks.commands.options import add_io_arguments, check_io_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="a Seq2SeqTranslator checkpoint")
@@ -32,36 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-length", type=int, default=None, help="at most this many subwords out")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="beam score / length ** this")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
-    parser.add_argument(
-        "--input", help="a file of sentences, one per line ('-': stdin); .jsonl: {'text', 'id'}"
-    )
-    parser.add_argument(
-        "--jsonl", action="store_true", help="read --input as JSONL whatever its name (e.g. stdin)"
-    )
-    parser.add_argument("--output", help="where to write the translations; stdout when not given")
-    parser.add_argument(
-        "--format",
-        choices=("text", "jsonl"),
-        default="text",
-        help='text: one translation per line (see --nbest); jsonl: {"id", "translation", "score", "nbest": '
-        '[{"translation", "score"}, ...]} per input',
-    )
     parser.add_argument("--reference", help="reference translations, one per line: print sacreBLEU/chrF")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar on a file input")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (0: torch's default); one thread runs these small recurrent networks "
-        "fastest on a shared CPU (see seqtasks.inference.io.set_threads)",
+    add_io_arguments(
+        parser,
+        "texts to translate",
+        'text: one translation per line (see --nbest); jsonl: {"id", "translation", "score", "nbest": '
+        '[{"translation", "score"}, ...]} per input',
+        "sentences",
     )
-    parser.add_argument("texts", nargs="*", help="texts to translate (or --input)")
 
 
 def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    if bool(options.input) == bool(options.texts):
-        parser.error("give either texts or --input FILE (or --input - for stdin)")
+    check_io_arguments(options, parser)
     if options.beam < 1 or options.batch_size < 1:
         parser.error("--beam and --batch-size must be at least 1")
     if not 1 <= options.nbest <= options.beam:

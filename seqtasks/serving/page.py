@@ -52,6 +52,7 @@ PAGE = r"""<!doctype html>
   mark.LOC { background: #d8f3e3; } mark.LOC .label { color: #176b3a; }
   mark.ORG { background: #fde2d3; } mark.ORG .label { color: #9a3412; }
   mark.MISC { background: #eee1fb; } mark.MISC .label { color: #6b21a8; }
+  .scroll { overflow-x: auto; max-width: 100%; }
   table.tokens { border-collapse: collapse; margin-top: 8px; font-size: 13px; }
   table.tokens td { border: 1px solid var(--line); padding: 2px 7px; text-align: center; }
   table.tokens tr:first-child td { font-weight: 600; }
@@ -197,7 +198,8 @@ function tagCard(model) {
     const count = (record.entities || []).length;
     output.replaceChildren(highlighted(text, record),
                            el("div", {class: "meta"}, count ? `${count} entit${count > 1 ? "ies" : "y"}`
-                                                            : "no entity found"), table);
+                                                            : "no entity found"),
+                           el("div", {class: "scroll"}, table));
   });
 }
 
