@@ -1,10 +1,25 @@
-"""Callbacks that make a run's artefacts easy to find."""
+"""Callbacks that make a run's artefacts easy to find and keep a run from going wrong silently.
+
+``FiniteLoss`` stops (or skips) a batch whose training loss is NaN or infinite; ``AtomicCheckpointIO`` writes
+every checkpoint through a temporary file beside it, so a kill never leaves a half-written ``last.ckpt``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
 import lightning.pytorch as pl
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -25,6 +40,11 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_latest(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a run that ends between validations (max_steps, max_time) keeps its final state as last.ckpt
+        super().on_train_end(trainer, pl_module)
+        self._save_latest(trainer)
 
     def _save_latest(self, trainer: pl.Trainer) -> None:
         # skipped in sanity checks, outside fit, and when this very step was saved already (with last.ckpt)
@@ -78,3 +98,180 @@ class EpochSummary(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         print("[test] " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (raised by ``FiniteLoss``; the run exits non-zero)."""
+
+
+class FiniteLoss(pl.Callback):
+    """Check the training loss of every batch: a NaN or infinite loss stops the run, or skips that batch.
+
+    The check runs before the backward pass, so with ``"stop"`` the bad update never reaches the weights
+    and no "best" checkpoint is tested afterwards. Under DDP all ranks decide together (one tiny all-reduce
+    per step), so they stop or skip in step.
+
+    Args:
+        policy: ``"stop"``: raise ``NonFiniteLossError`` naming the epoch, global step and batch index.
+            ``"skip"``: discard that batch's gradients so the optimizer does not update on it (with gradient
+            accumulation, the whole accumulated step), warn, and log the count per epoch as
+            ``train/skipped_batches``.
+        max_consecutive_skips: with ``"skip"``, stop anyway after this many non-finite batches in a row: the
+            weights themselves are then likely not finite, and skipping forever would train nothing.
+    """
+
+    def __init__(self, policy: Literal["stop", "skip"] = "stop", max_consecutive_skips: int = 20) -> None:
+        if policy not in ("stop", "skip"):
+            raise ValueError(f"FiniteLoss: policy must be 'stop' or 'skip', not {policy!r}")
+        if max_consecutive_skips < 1:
+            raise ValueError(
+                f"FiniteLoss: max_consecutive_skips must be at least 1, not {max_consecutive_skips}"
+            )
+        self.policy = policy
+        self.max_consecutive_skips = max_consecutive_skips
+        self.skipped_total = 0
+        self._epoch_skipped = 0
+        self._consecutive = 0
+        self._batch_idx = 0
+        self._discard_step = False
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_skipped = 0
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._batch_idx = batch_idx
+
+    def on_before_backward(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
+    ) -> None:
+        local_bad = not bool(torch.isfinite(loss.detach()).all())
+        if not trainer.strategy.reduce_boolean_decision(local_bad, all=False):
+            self._consecutive = 0
+            return
+        where = (
+            f"epoch {trainer.current_epoch}, global step {trainer.global_step}, batch {self._batch_idx}"
+            + (f" (on at least one of {trainer.world_size} processes)" if trainer.world_size > 1 else "")
+        )
+        value = float(loss.detach().float().sum()) if local_bad else "not finite on another process"
+        if self.policy == "stop":
+            raise NonFiniteLossError(
+                f"the training loss is {value} at {where}; the run stops before this update reaches the "
+                "weights. Lower the learning rate or clip gradients, check the data and the initial weights, "
+                "or skip such batches with FiniteLoss(policy='skip')"
+            )
+        self._consecutive += 1
+        if self._consecutive > self.max_consecutive_skips:
+            raise NonFiniteLossError(
+                f"the training loss is {value} at {where}, for {self._consecutive} batches in a row "
+                f"(FiniteLoss max_consecutive_skips={self.max_consecutive_skips}); the weights are likely "
+                "not finite any more, so the run stops"
+            )
+        self._discard_step = True
+        self.skipped_total += 1
+        self._epoch_skipped += 1
+        rank_zero_warn(
+            f"skipped the update of batch {self._batch_idx}: training loss {value} at {where} "
+            f"({self.skipped_total} skipped in this run)"
+        )
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        if self._discard_step:  # optimizers skip parameters without a gradient: no update, no state change
+            for group in optimizer.param_groups:
+                for parameter in group["params"]:
+                    parameter.grad = None
+            self._discard_step = False
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.policy == "skip":
+            # every rank holds the same count (the decision is shared); max keeps Lightning quiet under DDP
+            count = float(self._epoch_skipped)
+            pl_module.log("train/skipped_batches", count, on_epoch=True, sync_dist=True, reduce_fx="max")
+            if self._epoch_skipped:
+                rank_zero_warn(
+                    f"epoch {trainer.current_epoch}: skipped {self._epoch_skipped} batch(es) whose training "
+                    "loss was not finite (no update was made for them)"
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped_total": self.skipped_total}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped_total = int(state_dict.get("skipped_total", 0))
+
+
+def atomic_torch_save(checkpoint: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` into a temporary file beside ``path``, flushed and fsynced, then renamed onto it.
+
+    The rename stays within the checkpoint's own directory, so it is atomic: ``path`` is always either the
+    previous complete file or the new complete one, whatever ``TMPDIR`` is and whenever the process is
+    killed. A kill leaves at most a ``.<name>.<host>.<pid>.<random>.tmp`` file, removed by the next save
+    to the same name once that process is gone.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname().replace(".", "_")
+    _remove_stale_temporaries(target, host)
+    temporary = target.with_name(f".{target.name}.{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _remove_stale_temporaries(target: Path, host: str) -> None:
+    """Temporary files of earlier saves to ``target`` from this host whose process no longer runs."""
+    for leftover in target.parent.glob(f".{target.name}.{host}.*.tmp"):
+        try:
+            pid = int(leftover.name[len(f".{target.name}.{host}.") :].split(".")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        except (ValueError, PermissionError):
+            continue
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` whose local saves are atomic within the checkpoint's directory.
+
+    Lightning 2.6 writes a local checkpoint through fsspec's transaction: a temporary file made by
+    ``tempfile.mkstemp()`` in ``TMPDIR``, then ``shutil.move`` onto the target. With ``TMPDIR`` on another
+    filesystem (a tmpfs, a node-local disk) the move is a copy into the target, and a kill during it leaves
+    a truncated ``last.ckpt`` (the previous good one already gone) and an orphan in ``TMPDIR``. Here the
+    temporary file is written beside the target and renamed onto it (``atomic_torch_save``). Remote paths
+    (``s3://``...) keep Lightning's own way. ``seqtasks fit`` installs it unless a recipe names another
+    ``CheckpointIO`` plugin.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        atomic_torch_save(checkpoint, str(path).removeprefix("file://"))

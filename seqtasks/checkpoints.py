@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqtasks.errors import SeqtasksError
+
 CHECKPOINT_KEY = "seqtasks"
 FORMAT = 2
 
@@ -34,8 +36,31 @@ RENAMED_TASKS = {
 """Task classes that were renamed: the name a checkpoint carries → the class that loads it."""
 
 
-class CheckpointError(ValueError):
-    """A file that is not a seqtasks checkpoint, or not one this task can use."""
+TASK_CLASSES = frozenset(
+    {
+        "seqtasks.tasks.SequenceClassifier",
+        "seqtasks.tasks.classification.SequenceClassifier",
+        "seqtasks.tasks.TokenTagger",
+        "seqtasks.tasks.tagging.TokenTagger",
+        "seqtasks.tasks.Seq2SeqTranslator",
+        "seqtasks.tasks.translation.Seq2SeqTranslator",
+        "seqtasks.tasks.PianoRollComposer",
+        "seqtasks.tasks.music.PianoRollComposer",
+        "seqtasks.tasks.EventComposer",
+        "seqtasks.tasks.music.EventComposer",
+        *RENAMED_TASKS,
+    }
+)
+"""The task class paths a checkpoint may name: seqtasks' own tasks (and their former names). A checkpoint
+chooses nothing else to import (a crafted ``seqtasks.task`` of ``this.Zen`` is refused before any import)."""
+
+TRUSTED_PACKAGES = ("seqtasks", "torch", "lightning")
+"""The packages whose classes a checkpoint's ``class_path`` settings (network, encoder, optimizer, ...) may
+name; ``SEQTASKS_TRUSTED_MODULES`` (comma-separated package names) adds the packages of your own encoders."""
+
+
+class CheckpointError(SeqtasksError):
+    """A file that is not a seqtasks checkpoint, or not one this task can use (a ``ValueError`` too)."""
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
@@ -59,9 +84,57 @@ def task_path(checkpoint: dict[str, Any]) -> str:
     return RENAMED_TASKS.get(name, name)
 
 
+def check_task_name(checkpoint: dict[str, Any]) -> str:
+    """The task class path ``checkpoint`` names, if one of :data:`TASK_CLASSES`; else a CheckpointError
+    (nothing is imported)."""
+    entry = checkpoint.get(CHECKPOINT_KEY)
+    name = entry.get("task") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or name not in TASK_CLASSES:
+        raise CheckpointError(
+            f"the checkpoint names the task class {name!r}, which is not a seqtasks task; refusing to "
+            f"import it (seqtasks loads only its own tasks: {', '.join(sorted(_short_task_names()))})"
+        )
+    return name
+
+
 def task_class(checkpoint: dict[str, Any]) -> type:
+    """The task class of ``checkpoint``, one of :data:`TASK_CLASSES`: the checkpoint imports nothing else."""
+    check_task_name(checkpoint)
     module_name, _, class_name = task_path(checkpoint).rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def _short_task_names() -> set[str]:
+    return {name.rpartition(".")[2] for name in TASK_CLASSES if name not in RENAMED_TASKS}
+
+
+def check_class_paths(checkpoint: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose settings name a class outside :data:`TRUSTED_PACKAGES` (before any import:
+    loading instantiates every ``class_path`` of ``hyper_parameters``)."""
+    extra = os.environ.get("SEQTASKS_TRUSTED_MODULES", "")
+    trusted = (*TRUSTED_PACKAGES, *(name.strip() for name in extra.split(",") if name.strip()))
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("class_path", "_class_path") and not _trusted(item, trusted):
+                    raise CheckpointError(
+                        f"the checkpoint's setting {where}{key} names {item!r}, outside the packages "
+                        f"seqtasks trusts ({', '.join(trusted)}); refusing to import it (if you trust this "
+                        "file, add its package to SEQTASKS_TRUSTED_MODULES)"
+                    )
+                walk(item, f"{where}{key}.")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}{index}.")
+
+    walk(checkpoint.get("hyper_parameters") or {}, "")
+
+
+def _trusted(class_path: Any, trusted: tuple[str, ...]) -> bool:
+    return isinstance(class_path, str) and any(
+        class_path == name or class_path.startswith(f"{name}.") for name in trusted
+    )
 
 
 def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +153,13 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def load_task(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     """Load any seqtasks checkpoint in eval mode: no config file, no data, no network needed."""
-    checkpoint = upgrade_checkpoint(read_checkpoint(path, map_location))
-    cls = task_class(checkpoint)
+    checkpoint = read_checkpoint(path, map_location)
+    try:
+        cls = task_class(checkpoint)
+        check_class_paths(checkpoint)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    upgrade_checkpoint(checkpoint)
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     buffer.seek(0)
@@ -118,6 +196,11 @@ def load_trained(path: str | os.PathLike, map_location: str = "cpu") -> Trained:
     import (a command's cold start). Older checkpoints go through :func:`load_task`.
     """
     checkpoint = read_checkpoint(path, map_location)
+    try:
+        check_task_name(checkpoint)  # no import: this path must not import Lightning
+        check_class_paths(checkpoint)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
     entry = checkpoint[CHECKPOINT_KEY]
     spec = checkpoint.get("hyper_parameters", {}).get("network")
     if entry.get("format", 1) < FORMAT or "network_args" not in entry or not isinstance(spec, dict):

@@ -4,12 +4,18 @@ seqtasks fit --config recipes/sentiment-imdb.yaml        # train (then test the 
 seqtasks classify --ckpt best.ckpt "a wonderful film"     # every command: seqtasks COMMAND --help
 
 Nothing heavy is imported before a command is chosen, so ``--help`` answers at once.
+
+Errors: seqtasks' own errors (bad data, input, checkpoint or setting: :class:`seqtasks.errors.SeqtasksError`
+and the error types of :data:`OWN_ERRORS`) print ``seqtasks COMMAND: message`` and exit with status 1, for
+every command, training ones included. ``--debug`` (anywhere on the command line) or ``SEQTASKS_DEBUG=1``
+shows their traceback instead. Any other exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 LIGHTNING = {
@@ -40,6 +46,22 @@ COMMANDS = {
     ),
 }
 
+OWN_ERRORS = (
+    ("seqtasks.errors", "SeqtasksError"),
+    ("seqtasks.data.errors", "DataError"),
+    ("seqtasks.checkpoints", "CheckpointError"),
+    ("seqtasks.inference.io", "InputError"),
+    ("seqtasks.data.text", "EmptyTextError"),
+    ("seqtasks.callbacks", "NonFiniteLossError"),
+)
+"""seqtasks' own error types (module, class): reported in a line, without a traceback. An error can only be
+of a type whose module is loaded, so the handler imports nothing."""
+
+FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""A file the user named that is missing or unreadable: reported in a line too (the message names it)."""
+
+DEBUG_FLAG = "--debug"
+
 
 def usage() -> str:
     lines = ["usage: seqtasks COMMAND [options]   (seqtasks COMMAND --help for each command's options)", ""]
@@ -47,6 +69,7 @@ def usage() -> str:
     lines += [f"  {name:<14} {summary}" for name, summary in LIGHTNING.items()]
     lines += ["", "using and preparing models:"]
     lines += [f"  {name:<14} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", f"{DEBUG_FLAG} (or SEQTASKS_DEBUG=1): an error's traceback instead of its message"]
     return "\n".join(lines)
 
 
@@ -66,13 +89,44 @@ def run_command(name: str, argv: list[str]) -> None:
     module.run(options, parser)
 
 
+def is_own_error(error: BaseException) -> bool:
+    """Whether ``error`` is one of seqtasks' own error types (:data:`OWN_ERRORS`) or a :data:`FILE_ERRORS`."""
+    if isinstance(error, FILE_ERRORS):
+        return True
+    for module_name, class_name in OWN_ERRORS:
+        module = sys.modules.get(module_name)
+        kind = getattr(module, class_name, None) if module is not None else None
+        if isinstance(kind, type) and isinstance(error, kind):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or os.environ.get("SEQTASKS_DEBUG", "") not in ("", "0")
+    if DEBUG_FLAG in argv:
+        argv = [arg for arg in argv if arg != DEBUG_FLAG]
+        os.environ["SEQTASKS_DEBUG"] = "1"  # DDP's other ranks re-run the command line without the flag
+        if from_command_line:
+            sys.argv[1:] = argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return
     name = argv[0]
+    try:
+        dispatch(name, argv, from_command_line)
+    except Exception as error:
+        if debug or not is_own_error(error):
+            raise
+        message = str(error).strip() or type(error).__name__
+        print(f"seqtasks {name}: {message}", file=sys.stderr)
+        print(f"(seqtasks {DEBUG_FLAG} {name} ... shows the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def dispatch(name: str, argv: list[str], from_command_line: bool = False) -> None:
+    """Run command ``name`` (``argv[0]``); errors go to :func:`main`'s handler."""
     if name in COMMANDS:
         run_command(name, argv[1:])
     elif name in LIGHTNING:

@@ -114,8 +114,8 @@ class CorpusBLEU(SacreBLEUScore):
     """Corpus BLEU as sacreBLEU computes it (13a tokenisation, one reference), on sacreBLEU's 0–100 scale.
 
     torchmetrics' states are n-gram counts, summed across ranks, so the score is the corpus score of
-    every rank's sentences together (under DDP, including the rows a distributed sampler repeats to even
-    out the shares; the test report the translator prints counts each sentence once).
+    every rank's sentences together; the translation task updates it with real rows only (not the rows
+    repeated under DDP to keep the ranks in step), so each sentence counts once.
     """
 
     def compute(self) -> Tensor:

@@ -64,6 +64,18 @@ class SeqtasksCLI(LightningCLI):
             help="predict: where the task's prediction writer writes (a file; a folder for music).",
         )
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """The trainer; its checkpoints are written atomically unless the recipe names a ``CheckpointIO``."""
+        from lightning.fabric.plugins import CheckpointIO
+
+        from seqtasks.callbacks import AtomicCheckpointIO
+
+        plugins = config.get("plugins")
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        return super()._instantiate_trainer(config, callbacks)
+
     def before_predict(self) -> None:
         path = self.config.get("predict", {}).get("predictions")
         if not path:

@@ -1,21 +1,25 @@
-"""Two-process DDP training on CPU sees each training example exactly once per epoch, map-style and streamed.
+"""Two-process DDP training on CPU sees each training example exactly once per epoch, map-style and streamed,
+and validation and test count each row of a split exactly once, whatever padding keeps the ranks in step.
 
 Lightning's ``ddp`` strategy starts the second rank by re-running the command line, so DDP never starts
-inside pytest: the test launches ``tests/scripts/ddp_epoch.py`` in a subprocess (one launch trains both
-modes, one after the other, to pay the two processes' start-up once) and asserts on the row indices each
-rank wrote down.
+inside pytest: the tests launch ``tests/scripts/ddp_*.py`` in a subprocess (one launch runs both modes,
+one after the other, to pay the two processes' start-up once) and assert on what each rank wrote down.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import make_review, write_split
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_epoch.py"
 MODES = ("map", "streaming")
@@ -115,3 +119,73 @@ def test_translation_test_set_is_scored_once_across_ranks(tmp_path: Path) -> Non
     assert gathered["hypotheses"] == alone["hypotheses"]
     assert gathered["bleu"] == pytest.approx(alone["bleu"])
     assert gathered["chrf"] == pytest.approx(alone["chrf"])
+
+
+METRICS_SCRIPT = SCRIPT.parent / "ddp_metrics.py"
+UNEVEN_SHARDS = {"validation": (20, 7), "test": (100, 37, 4)}
+"""Rows per file. Two validation shards go whole to one rank each (20 vs 7 rows: the short rank repeats a
+batch); three test shards are interleaved row by row (71 vs 70 rows, batch size 10: 8 batches vs 7 and a
+repeated one). Map-style, both splits are odd-sized: the distributed sampler repeats one row."""
+
+
+def _uneven_dataset(root: Path) -> Path:
+    rng = random.Random(5)
+    write_split(root, "train", _reviews(rng, 96))
+    for split, sizes in UNEVEN_SHARDS.items():
+        for shard, size in enumerate(sizes):
+            write_split(root, f"{split}-{shard:05d}-of-{len(sizes):05d}", _reviews(rng, size))
+    return root
+
+
+def _reviews(rng: random.Random, size: int) -> dict[str, list]:
+    labels = [rng.randrange(2) for _ in range(size)]
+    return {"text": [make_review(rng, bool(label)) for label in labels], "label": labels}
+
+
+def _metrics_script():
+    spec = importlib.util.spec_from_file_location("ddp_metrics", METRICS_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_validation_and_test_metrics_count_each_row_once_across_ranks(tmp_path: Path) -> None:
+    """Two ranks over uneven streamed shards and odd-sized map-style splits: the rows repeated to keep the
+    ranks in step are flagged (``batch["real"]``) and left out, so every row of a split counts exactly once
+    and the validation and test metrics equal the one-process figures (counts exactly, losses to float
+    rounding). Before the fix the repeated rows were counted: test accuracy over 151 rows, not 141."""
+    script = _metrics_script()
+    dataset = _uneven_dataset(tmp_path / "uneven")
+    _, model = script.build(str(dataset), streaming=False)
+    weights = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), weights)
+    alone = {
+        mode: script.evaluate(1, str(dataset), str(weights), mode == "streaming", tmp_path / "alone" / mode)
+        for mode in MODES
+    }
+    out = tmp_path / "out"
+    command = [sys.executable, str(METRICS_SCRIPT), "--dataset", str(dataset), "--weights", str(weights)]
+    launch([*command, "--out", str(out), "--modes", *MODES])
+    sizes = {"val": sum(UNEVEN_SHARDS["validation"]), "test": sum(UNEVEN_SHARDS["test"])}
+    for mode in MODES:
+        records = [json.loads((out / mode / f"rank{rank}.json").read_text()) for rank in range(2)]
+        assert [(r["rank"], r["world_size"]) for r in records] == [(0, 2), (1, 2)]
+        for stage, size in sizes.items():
+            where = f"{mode} {stage}"
+            shares = [r["rows"][stage]["real"] for r in records]
+            assert all(len(share) == len(set(share)) for share in shares), f"{where}: a row counted twice"
+            if mode == "map":  # row numbers of the split (a stream's count each rank's rows from 0)
+                assert sorted(shares[0] + shares[1]) == list(range(size)), f"{where}: rows lost or repeated"
+            assert len(shares[0]) + len(shares[1]) == size, f"{where}: rows lost or repeated"
+            assert any(r["rows"][stage]["repeated"] for r in records), f"{where}: nothing was padded"
+        reference = alone[mode]["metrics"]
+        assert set(reference) >= {"val/acc", "val/f1_macro", "val/loss", "test/acc", "test/f1_macro"}
+        for record in records:
+            metrics = record["metrics"]
+            assert metrics.keys() == reference.keys(), mode
+            for name, value in reference.items():
+                if name.endswith("/loss"):  # a mean of float32 sums taken in another order
+                    assert metrics[name] == pytest.approx(value, rel=1e-5), f"{mode} {name}"
+                else:  # ratios of the same integer counts
+                    assert metrics[name] == value, f"{mode} {name}"

@@ -8,7 +8,9 @@ newlines written as \\\\, \\t and \\n so the columns never shift. JSONL output: 
 {"id", "label", "probability", "probabilities": {label: p, ...}}; the id is the input's line number (from 1),
 its position among the arguments, or the "id" field of a JSONL input ({"text": ..., "id": ...} per line).
 Texts are batched by length (--batch-size per forward pass) and written in input order. An empty text is
-refused, naming its number; the checkpoint alone is enough (no data, no config).
+refused, naming its number; a text longer than the model's max_length tokens is classified by its first
+max_length tokens, with a warning on stderr naming it and how many tokens were cut (its JSONL record has
+"truncated": the number cut). The checkpoint alone is enough (no data, no config).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seqtasks.commands.options import add_io_arguments, check_io_arguments
+from seqtasks.commands.options import add_io_arguments, check_io_arguments, warnings_as_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,13 +56,19 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         classifier = Classifier.from_checkpoint(options.ckpt, batch_size=options.batch_size)
         texts = [item.text for item in inputs]
         bar = bool(options.input) and not options.quiet and sys.stderr.isatty()
-        records = classifier.records(texts, [item.id for item in inputs], progress=bar)
+        with warnings_as_lines("classify", input_name(options.input)):
+            records = classifier.records(texts, [item.id for item in inputs], progress=bar)
     except (CheckpointError, EmptyTextError) as error:
-        name = "<stdin>" if options.input == "-" else options.input
-        where = f"{name}: " if options.input and isinstance(error, EmptyTextError) else ""
+        name = input_name(options.input)
+        where = f"{name}: " if name and isinstance(error, EmptyTextError) else ""
         raise SystemExit(f"seqtasks classify: {where}{error}") from None
     with open_output(options.output) as handle:
         if options.format == "jsonl":
             write_records(handle, records)
         else:
             handle.writelines(text_line(r, item.text) + "\n" for r, item in zip(records, inputs, strict=True))
+
+
+def input_name(path: str | None) -> str | None:
+    """How messages name the input file (``<stdin>`` for ``-``); None for texts given as arguments."""
+    return "<stdin>" if path == "-" else path

@@ -37,10 +37,10 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         raise SystemExit(f"seqtasks generate: {options.ckpt}: {error}") from None
     primer = None
     if options.primer:
-        try:
+        try:  # the error names the file; a primer with no usable notes is refused (see read_primer)
             primer, warnings = composer.read_primer(options.primer)
-        except (OSError, ValueError, EOFError) as error:
-            raise SystemExit(f"seqtasks generate: --primer {options.primer}: {error}") from None
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"seqtasks generate: --primer: {error}") from None
         for warning in warnings:
             print(f"primer {options.primer}: {warning}", file=sys.stderr)
     sampling = {"temperature": options.temperature, "top_k": options.top_k, "top_p": options.top_p}

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
 
 
 def add_io_arguments(parser: argparse.ArgumentParser, what: str, formats: str, batch: str) -> None:
@@ -37,3 +41,22 @@ def check_io_arguments(options: argparse.Namespace, parser: argparse.ArgumentPar
         parser.error("--batch-size must be at least 1")
     if options.torch_threads < 0:
         parser.error("--torch-threads must be at least 0")
+
+
+@contextlib.contextmanager
+def warnings_as_lines(command: str, source: str | None = None) -> Iterator[None]:
+    """Print the inference APIs' :class:`~seqtasks.errors.TruncationWarning` as ``seqtasks COMMAND:
+    warning: [SOURCE: ]message`` on stderr (no file and line of ours); other warnings as usual."""
+    from seqtasks.errors import TruncationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncationWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, TruncationWarning):
+                    where = f"{source}: " if source else ""
+                    print(f"seqtasks {command}: warning: {where}{warning.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

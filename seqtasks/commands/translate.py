@@ -10,7 +10,9 @@ OpenNMT's -n_best). JSONL output: one object per input, {"id", "translation", "s
 [{"translation", "score"}, ...]}; the id is the input's line number (from 1), its position among the
 arguments, or the "id" field of a JSONL input. With --reference, sacreBLEU's BLEU and chrF of the best
 translations and their signatures go to stderr. An empty text (or empty input line) is refused, as in
-training.
+training, and so is a text with no subword the model knows (e.g. emoji only). A text longer than the
+model's max_source_length subwords is translated from its first subwords, with a warning on stderr naming
+it and how many subwords were cut (its JSONL record has "truncated": the number cut).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seqtasks.commands.options import add_io_arguments, check_io_arguments
+from seqtasks.commands.options import add_io_arguments, check_io_arguments, warnings_as_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,12 +89,20 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         "progress": bool(options.input) and not options.quiet and sys.stderr.isatty(),
     }
     texts = [item.text for item in inputs]
+    source = "<stdin>" if options.input == "-" else options.input
+    try:
+        with warnings_as_lines("translate", source):
+            ids = [item.id for item in inputs]
+            if options.format == "text" and options.nbest == 1:
+                outputs = translator.translate(texts, ids=ids, **settings)
+            else:
+                records = translator.records(texts, ids, nbest=options.nbest, **settings)
+    except InputError as error:
+        raise SystemExit(f"seqtasks translate: {source + ': ' if source else ''}{error}") from None
     if options.format == "text" and options.nbest == 1:
-        outputs = translator.translate(texts, **settings)
         with open_output(options.output) as handle:
             handle.writelines(line + "\n" for line in outputs)
     else:
-        records = translator.records(texts, [item.id for item in inputs], nbest=options.nbest, **settings)
         outputs = [record["translation"] for record in records]
         with open_output(options.output) as handle:
             if options.format == "jsonl":

@@ -8,6 +8,12 @@ rank buckets only its own share: the data is sharded once.
 Streaming: :class:`StreamingBatches` does the same over a stream already split per rank with
 ``datasets.distributed.split_dataset_by_node``, and pads every rank to the same number of batches so
 DDP never waits on a rank that ran out.
+
+Repeated rows: both ways of keeping the ranks in step repeat rows (a ``DistributedSampler`` pads the
+ranks' shares to equal length; a short stream repeats its first examples). Every batch says which of its
+rows are real in ``batch[REAL]`` (a boolean per row), so that validation and test count each row once:
+a task evaluates :func:`real_rows` of a batch. Training batches carry the flag too and are otherwise
+unchanged (a repeated row is trained on, as Lightning's sampler has always done).
 """
 
 from __future__ import annotations
@@ -17,7 +23,38 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
+
+REAL = "real"
+"""The batch key of the per-row flag: False for a row repeated only to keep the ranks in step."""
+
+
+class Repeated(int):
+    """A dataset index that a distributed sampler repeats to give every rank as many rows as the others."""
+
+    __slots__ = ()
+
+
+def first_repeated_position(sampler: Sampler[int]) -> int | None:
+    """From which of its positions ``sampler`` (this rank's ``DistributedSampler``) yields repeated rows.
+
+    A ``DistributedSampler`` pads the (shuffled or not) index list to ``num_samples * num_replicas`` by
+    repeating its head, then gives rank ``r`` positions ``r, r + num_replicas, …``: its ``k``-th index is a
+    repeat exactly when ``r + k * num_replicas`` reaches the dataset's length. None for other samplers.
+    """
+    if not isinstance(sampler, DistributedSampler):
+        return None
+    rows = len(sampler.dataset)  # type: ignore[arg-type]
+    return max(0, -(-(rows - sampler.rank) // sampler.num_replicas))
 
 
 class EpochRandomSampler(RandomSampler):
@@ -71,7 +108,10 @@ class BucketBatchSampler(BatchSampler):
         rng = random.Random(self.seed * 1_000_003 + epoch)
         pool_size = self.batch_size * self.pool_batches
         pool: list[int] = []
-        for index in self.sampler:
+        repeats_from = first_repeated_position(self.sampler)
+        for position, index in enumerate(self.sampler):
+            if repeats_from is not None and position >= repeats_from:
+                index = Repeated(index)
             pool.append(index)
             if len(pool) == pool_size:
                 yield from self._batches(pool, rng)
@@ -124,7 +164,8 @@ class StreamingBatches(IterableDataset):
         length_key: the example field holding its length.
         pool_batches: batches' worth of examples sorted together.
         num_batches: when given, the number of batches every rank must yield; a rank with fewer repeats
-            its first examples (and says how many) so that DDP does not hang on uneven shards.
+            its first examples (and says how many) so that DDP does not hang on uneven shards. A batch
+            that ``collate`` makes a dict gets ``batch[REAL]``: True per row, False in repeated batches.
     """
 
     def __init__(
@@ -167,17 +208,17 @@ class StreamingBatches(IterableDataset):
             if len(pool) == pool_size:
                 for batch in self._batches(pool, rng):
                     produced += 1
-                    yield self.collate(batch)
+                    yield mark_rows(self.collate(batch), [True] * len(batch))
                 pool = []
         if pool:
             for batch in self._batches(pool, rng):
                 produced += 1
-                yield self.collate(batch)
+                yield mark_rows(self.collate(batch), [True] * len(batch))
         self.repeated = 0
         while self.num_batches is not None and produced < self.num_batches and first:
             produced += 1
             self.repeated += len(first)
-            yield self.collate(first)
+            yield mark_rows(self.collate(first), [False] * len(first))
 
     def _batches(self, pool: list[dict[str, Any]], rng: random.Random) -> list[list[dict[str, Any]]]:
         pool = sorted(pool, key=lambda e: e[self.length_key])
@@ -190,6 +231,82 @@ class StreamingBatches(IterableDataset):
         if self.num_batches is None:
             raise TypeError("the number of batches of this stream is not known")
         return self.num_batches
+
+
+def mark_rows(batch: Any, real: list[bool]) -> Any:
+    """``batch`` with ``batch[REAL]``, the boolean flag of each row, when it is a dict; else as it is."""
+    if isinstance(batch, dict):
+        batch[REAL] = torch.tensor(real, dtype=torch.bool)
+    return batch
+
+
+class MarkedRows(Dataset):
+    """A map-style dataset whose items are ``(example, real)``: ``real`` is False for a :class:`Repeated`
+    index (the :class:`BucketBatchSampler` marks them), so :class:`MarkedCollate` can flag the row."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Any, bool]:
+        return self.data[int(index)], not isinstance(index, Repeated)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[Any, bool]]:
+        plain = [int(i) for i in indices]
+        getitems = getattr(self.data, "__getitems__", None)
+        examples = getitems(plain) if getitems is not None else [self.data[i] for i in plain]
+        return [(e, not isinstance(i, Repeated)) for e, i in zip(examples, indices, strict=True)]
+
+
+class MarkedCollate:
+    """Collate the examples of :class:`MarkedRows` items with ``collate`` and add ``batch[REAL]``."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, items: list[tuple[Any, bool]]) -> Any:
+        return mark_rows(self.collate([example for example, _ in items]), [real for _, real in items])
+
+
+def bucket_loader(
+    data: Any, batch_sampler: BucketBatchSampler, collate: Callable[[list[Any]], Any], num_workers: int = 0
+) -> DataLoader:
+    """The map-style loader: ``collate``'s batches plus ``batch[REAL]`` (see the module docstring).
+
+    Lightning rebuilds it under DDP around a ``DistributedSampler``, keeping the dataset and collate.
+    """
+    return DataLoader(
+        MarkedRows(data),
+        batch_sampler=batch_sampler,
+        collate_fn=MarkedCollate(collate),
+        num_workers=num_workers,
+    )
+
+
+def real_rows(batch: dict[str, Any]) -> dict[str, Any] | None:
+    """The rows of ``batch`` that count in metrics: those not flagged as repeated in ``batch[REAL]``.
+
+    The batch itself when every row is real (or it has no flag), None when none is; otherwise a copy
+    with every per-row value (a tensor or list whose first dimension is the batch size) cut to the real
+    rows. Validation and test evaluate this, so under DDP each row of a split is counted exactly once.
+    """
+    real = batch.get(REAL)
+    if real is None or bool(real.all()):
+        return batch
+    if not bool(real.any()):
+        return None
+    size, keep = real.size(0), real.tolist()
+    rows: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.size(0) == size:
+            rows[key] = value[real.to(value.device)]
+        elif isinstance(value, (list, tuple)) and len(value) == size:
+            rows[key] = [item for item, flag in zip(value, keep, strict=True) if flag]
+        else:
+            rows[key] = value
+    return rows
 
 
 def pad_sequences(

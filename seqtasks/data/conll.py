@@ -38,6 +38,25 @@ class ConllSentence:
     extra: dict[str, list[str]] = field(default_factory=dict)
 
 
+def read_lines(path: str) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line without its end)`` of a UTF-8 text file; bytes that are not UTF-8 raise
+    :class:`ConllFormatError` naming the line and the byte's offset in the file (not a bare
+    ``UnicodeDecodeError``)."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ConllFormatError(
+                    path,
+                    number,
+                    f"not UTF-8 text (byte {offset + error.start} of the file: {error.reason})",
+                ) from None
+            offset += len(raw)
+            yield number, line.rstrip("\n").rstrip("\r")
+
+
 def read_conll(
     path: str | Path,
     label_column: int = -1,
@@ -75,45 +94,43 @@ def read_conll(
         tags = to_iob2(columns[label_column], scheme)
         return ConllSentence(columns[0], columns, tags, max(document, 0), first_line)
 
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                if rows:
-                    yield sentence()
-                    rows = []
-                continue
-            parts = line.split(separator) if separator else line.split()
-            if parts[0] == "-DOCSTART-":
-                if rows:
-                    yield sentence()
-                    rows = []
-                if seen_docstart:
-                    document += 1
-                seen_docstart = True
-                continue
-            if width is None:
-                width = len(parts)
-                if width < 2 or not -width <= label_column < width:
-                    raise ConllFormatError(
-                        path,
-                        number,
-                        f"{width} column(s), but label_column={label_column} needs a token column and a "
-                        f"label column: {line!r}",
-                    )
-            if len(parts) != width:
+    for number, line in read_lines(path):
+        if not line.strip():
+            if rows:
+                yield sentence()
+                rows = []
+            continue
+        parts = line.split(separator) if separator else line.split()
+        if parts[0] == "-DOCSTART-":
+            if rows:
+                yield sentence()
+                rows = []
+            if seen_docstart:
+                document += 1
+            seen_docstart = True
+            continue
+        if width is None:
+            width = len(parts)
+            if width < 2 or not -width <= label_column < width:
                 raise ConllFormatError(
                     path,
                     number,
-                    f"expected {width} columns like the first token line, got {len(parts)}: {line!r}",
+                    f"{width} column(s), but label_column={label_column} needs a token column and a "
+                    f"label column: {line!r}",
                 )
-            for index in (label_column, *convert_columns):
-                problem = check_tag(parts[index], scheme)
-                if problem:
-                    raise ConllFormatError(path, number, f"column {index}: {problem}")
-            if not rows:
-                first_line = number
-            rows.append(parts)
+        if len(parts) != width:
+            raise ConllFormatError(
+                path,
+                number,
+                f"expected {width} columns like the first token line, got {len(parts)}: {line!r}",
+            )
+        for index in (label_column, *convert_columns):
+            problem = check_tag(parts[index], scheme)
+            if problem:
+                raise ConllFormatError(path, number, f"column {index}: {problem}")
+        if not rows:
+            first_line = number
+        rows.append(parts)
     if rows:
         yield sentence()
 

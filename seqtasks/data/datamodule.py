@@ -28,7 +28,7 @@ import torch
 from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import StreamingBatches, bucket_batches
+from seqtasks.data.batching import StreamingBatches, bucket_batches, bucket_loader
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
 from seqtasks.inference.io import split_lines
@@ -171,13 +171,34 @@ class SeqDataModule(pl.LightningDataModule):
     def check_columns(self, data: Any, split: str) -> None:
         columns = data.column_names
         if columns is None and isinstance(data, datasets.IterableDataset):
-            columns = list(next(iter(data)).keys())
+            first = next(iter(data), None)
+            if first is None:
+                raise DataError(self.describe_split(split), f"split {split!r} holds no rows")
+            columns = list(first.keys())
         missing = [c for c in self.required_columns() if c not in (columns or [])]
         if missing:
             raise DataError(
                 self.resolved.describe(split),
                 f"missing column(s) {missing}; the columns are {columns}",
             )
+
+    def describe_split(self, split: str) -> str:
+        """The place a user knows ``split`` by, for messages about the whole split (its file when local)."""
+        return self.resolved.describe(split)
+
+    def _check_not_empty(self, data: Any, split: str) -> None:
+        """An empty split stops here, named, not later as "BatchSize must be greater than 0"."""
+        if self.streaming:
+            try:  # the stream's first read: a damaged file fails here, so name it
+                empty = next(iter(data), None) is None
+            except (OSError, ValueError) as error:
+                raise DataError(
+                    self.resolved.describe(split), f"cannot read the rows: {type(error).__name__}: {error}"
+                ) from error
+        else:
+            empty = len(data) == 0
+        if empty:
+            raise DataError(self.describe_split(split), f"split {split!r} holds no rows")
 
     def run_prepare(self) -> dict[str, Any]:
         split = self.train_split
@@ -192,6 +213,8 @@ class SeqDataModule(pl.LightningDataModule):
                 ) from error
         else:
             total = len(data)
+        if total == 0:
+            raise DataError(self.describe_split(split), f"split {split!r} holds no rows")
         held_out = self._held_out(total) if self.carves_validation else set()
         rows = ((i, row) for i, row in enumerate(data) if i not in held_out)
         prepared = self.build_prepared(rows, self.resolved.describe(split))
@@ -210,6 +233,7 @@ class SeqDataModule(pl.LightningDataModule):
         """Load and encode one split; ``keep`` is ``all``, ``train`` or ``held_out`` (the carve)."""
         data = load_split(self.resolved, split, streaming=self.streaming)
         self.check_columns(data, split)
+        self._check_not_empty(data, split)
         source = self.resolved.describe(split)
         columns = data.column_names
         encoded = data.map(
@@ -261,6 +285,23 @@ class SeqDataModule(pl.LightningDataModule):
                 self._splits["validation"] = self._encoded(self.validation_split)
         if stage in (None, "test", "predict") and self.test_split and "test" not in self._splits:
             self._splits["test"] = self._encoded(self.test_split)
+        if stage == "fit":
+            self.validate_splits()
+
+    def validate_splits(self) -> None:
+        """Encode every row of every split the recipe names before training starts, so a bad row of the
+        test split fails in seconds with its file, row and field, not after the whole training.
+
+        Map-style splits are encoded (and cached) here, the test split included, so the test stage reuses
+        the work; streamed validation and test splits are read through once (the training stream was read
+        through by the prepare step).
+        """
+        if self.test_split and "test" not in self._splits and has_split(self.resolved, self.test_split):
+            self._splits["test"] = self._encoded(self.test_split)
+        if self.streaming:
+            for split in ("test",) if self.carves_validation else ("validation", "test"):
+                for _ in self._splits.get(split, ()):
+                    pass
 
     def examples(self, split: str) -> Any | None:
         """The encoded examples of ``split`` once :meth:`setup` has made them, else None."""
@@ -293,12 +334,7 @@ class SeqDataModule(pl.LightningDataModule):
             sampler = bucket_batches(
                 data["length"], self.batch_size, shuffle=train, seed=self.seed, pool_batches=self.pool_batches
             )
-            return DataLoader(
-                data.with_format(None),
-                batch_sampler=sampler,
-                collate_fn=self.collate,
-                num_workers=self.num_workers,
-            )
+            return bucket_loader(data.with_format(None), sampler, self.collate, self.num_workers)
         rank, world = self._rank_world()
         stream = data
         num_batches = None

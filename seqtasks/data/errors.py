@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from seqtasks.errors import SeqtasksError
 
-class DataError(ValueError):
+
+class DataError(SeqtasksError):
     """Bad input data: the message names where (file or dataset split), which row and which field."""
 
     def __init__(self, source: str, message: str, row: int | None = None, field: str | None = None) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 
 from seqtasks.data.errors import DataError
 
@@ -86,6 +87,8 @@ def load_split(
     """
     cache = str(cache_dir() / "hf")
     files = split_files(resolved.location, split) if resolved.kind == "local" else []
+    if files and _parquet_rows(files) == 0:  # else datasets fails with "BatchSize must be greater than 0"
+        raise DataError(", ".join(files), f"split {split!r} holds no rows")
     try:
         if resolved.kind == "local":
             if files:
@@ -118,6 +121,15 @@ def load_split(
         raise FileNotFoundError(
             f"Could not read split {split!r} of dataset {resolved.name!r} from the {where}: {detail}"
         ) from error
+
+
+def _parquet_rows(files: list[str]) -> int | None:
+    """Rows of Parquet files from their footers (cheap); None when a footer cannot be read (the load that
+    follows then names the damaged file)."""
+    try:
+        return sum(pq.read_metadata(path).num_rows for path in files)
+    except Exception:  # reported by load_split's own read, with the reason
+        return None
 
 
 def has_split(resolved: ResolvedDataset, split: str) -> bool:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from seqtasks.data.conll import read_conll
+from seqtasks.data.conll import ConllFormatError, read_conll, read_lines
 from seqtasks.data.datamodule import SeqDataModule, _atomic_write_json
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, load_split
@@ -40,23 +40,29 @@ def _read_column_file(
     path: str, label_column: int, scheme: Scheme
 ) -> Iterator[tuple[list[str], list[str] | None]]:
     """``(tokens, IOB2 tags or None)`` of each sentence of a CoNLL column file; one column: no tags."""
-    with open(path, encoding="utf-8") as handle:
-        first = next((line.split() for line in handle if line.strip()), None)
+    first = next((line.split() for _, line in read_lines(path) if line.strip()), None)
     if first is not None and len(first) == 1 and first[0] != "-DOCSTART-":
         tokens: list[str] = []
-        with open(path, encoding="utf-8") as handle:
-            for raw in handle:
-                parts = raw.split()
-                if parts and parts[0] != "-DOCSTART-":
-                    tokens.append(parts[0])
-                elif tokens:
-                    yield tokens, None
-                    tokens = []
+        for _, line in read_lines(path):
+            parts = line.split()
+            if parts and parts[0] != "-DOCSTART-":
+                tokens.append(parts[0])
+            elif tokens:
+                yield tokens, None
+                tokens = []
         if tokens:
             yield tokens, None
         return
     for sentence in read_conll(path, label_column, scheme):
         yield sentence.tokens, sentence.tags
+
+
+def class_label_names(feature: Any) -> list[str] | None:
+    """The tag names of a tags column stored as class ids: a (list of) ``datasets.ClassLabel`` feature's
+    names, as the Hub's ``conll2003`` stores ``ner_tags``; None when the feature has no names."""
+    inner = getattr(feature, "feature", feature)  # Sequence/List(ClassLabel) → ClassLabel
+    names = getattr(inner, "names", None)
+    return list(names) if names else None
 
 
 class TokenTaggingDataModule(SeqDataModule):
@@ -65,7 +71,9 @@ class TokenTaggingDataModule(SeqDataModule):
     Args:
         dataset: Hub id or local directory (see :class:`SeqDataModule`).
         tokens_column: column holding each row's list of tokens.
-        tags_column: column holding each row's list of tags (strings).
+        tags_column: column holding each row's list of tags: strings, or class ids with a datasets
+            ``ClassLabel`` feature (as the Hub's ``conll2003`` stores ``ner_tags``), read as its names;
+            ids without names are refused.
         tag_scheme: scheme of the tags column (``iob1``, ``iob2``, ``bioes``); converted to IOB2.
         labels: the tag names in order; by default ``O`` then ``B-X``, ``I-X`` for each type X found in
             the training split, types sorted.
@@ -120,6 +128,8 @@ class TokenTaggingDataModule(SeqDataModule):
         self._codec: TaggingCodec | None = None
         self._converted: ResolvedDataset | None = None
         self._tag_index: dict[str, int] | None = None
+        self._class_names: dict[str, list[str] | None] = {}  # source → ClassLabel names of the tags column
+        self._conll_sources: dict[str, str] = {}  # converted split's Parquet → the user's CoNLL file
 
     # ---- sizes the model links to ------------------------------------------------------------------
     @property
@@ -168,18 +178,27 @@ class TokenTaggingDataModule(SeqDataModule):
                 raise FileNotFoundError(f"conll_files[{split!r}]: no file {path!r}")
             stat = os.stat(path)
             files[split] = (os.path.abspath(path), stat.st_size, int(stat.st_mtime))
-        key = json.dumps([files, self.conll_label_column, self.conll_scheme], sort_keys=True)
+        # version 2: a "conll_tags" column keeps the tags as written, for errors in the user's terms
+        key = json.dumps([files, self.conll_label_column, self.conll_scheme, 2], sort_keys=True)
         target = cache_dir() / "conll" / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self._conll_sources = {
+            os.path.abspath(target / f"{split}.parquet"): path for split, (path, _, _) in files.items()
+        }
         if not (target / "done.json").exists():
             target.mkdir(parents=True, exist_ok=True)
             for split, (path, _, _) in files.items():
                 sentences = list(read_conll(path, self.conll_label_column, self.conll_scheme))
+                if not sentences:
+                    raise DataError(
+                        path, f"split {split!r} holds no rows (no sentences: empty, or only -DOCSTART- lines)"
+                    )
                 table = pa.table(
                     {
                         self.tokens_column: [s.tokens for s in sentences],
                         self.tags_column: [s.tags for s in sentences],
                         "document_id": [s.document_id for s in sentences],
                         "line": [s.line for s in sentences],
+                        "conll_tags": [s.columns[self.conll_label_column] for s in sentences],
                     }
                 )
                 pq.write_table(table, target / f"{split}.parquet")
@@ -215,6 +234,40 @@ class TokenTaggingDataModule(SeqDataModule):
     def required_columns(self) -> list[str]:
         return [self.tokens_column, self.tags_column]
 
+    def check_columns(self, data: Any, split: str) -> None:
+        """The base class's check, and the ClassLabel names of the tags column when it holds class ids."""
+        super().check_columns(data, split)
+        features = getattr(data, "features", None) or {}
+        self._class_names[self.resolved.describe(split)] = class_label_names(features.get(self.tags_column))
+
+    def describe_split(self, split: str) -> str:
+        """A converted CoNLL split is named by the user's file, not the cache's Parquet."""
+        source = self.resolved.describe(split)
+        return self._conll_sources.get(os.path.abspath(source), source)
+
+    def _tag_strings(self, tags: list[Any], index: int, source: str) -> list[str]:
+        """Tags as strings: class ids become their ClassLabel names; ids without names are refused."""
+        if not any(isinstance(t, int) and not isinstance(t, bool) for t in tags):
+            return [str(t) for t in tags]
+        names = self._class_names.get(source)
+        if names is None:
+            raise DataError(
+                source,
+                "the tags are integers (class ids) but the dataset gives no names for them (no ClassLabel "
+                "feature on the column); store the tags as strings, or as a datasets ClassLabel feature",
+                row=index,
+                field=self.tags_column,
+            )
+        bad = next((t for t in tags if not isinstance(t, int) or not 0 <= t < len(names)), None)
+        if bad is not None:
+            raise DataError(
+                source,
+                f"tag id {bad!r} is not an id of the column's ClassLabel names {names}",
+                row=index,
+                field=self.tags_column,
+            )
+        return [names[t] for t in tags]
+
     def _row(self, row: dict[str, Any], index: int, source: str) -> tuple[list[str], list[str]]:
         tokens, tags = row.get(self.tokens_column), row.get(self.tags_column)
         if not isinstance(tokens, list) or not tokens:
@@ -229,7 +282,7 @@ class TokenTaggingDataModule(SeqDataModule):
                 row=index,
                 field=self.tags_column,
             )
-        return tokens, to_iob2([str(t) for t in tags], self.tag_scheme)
+        return tokens, to_iob2(self._tag_strings(tags, index, source), self.tag_scheme)
 
     def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
         words: Counter[str] = Counter()
@@ -265,11 +318,23 @@ class TokenTaggingDataModule(SeqDataModule):
                 )
             return {**self.codec.encode(tokens), "tokens": list(tokens), "index": index}
         tokens, tags = self._row(row, index, source)
-        unknown = [t for t in tags if t not in self._tag_index]
+        unknown = [i for i, t in enumerate(tags) if t not in self._tag_index]
         if unknown:
+            position = unknown[0]
+            user_file = self._conll_sources.get(os.path.abspath(source))
+            if user_file is not None and "line" in row and "conll_tags" in row:
+                # a converted CoNLL file: name the user's file, the token's line and the tag as written
+                written = row["conll_tags"][position]
+                converted = "" if written == tags[position] else f" (read as {tags[position]!r} in IOB2)"
+                raise ConllFormatError(
+                    user_file,
+                    row["line"] + position,
+                    f"tag {written!r}{converted} is not in the tag set learned from the training split "
+                    f"{list(self._tag_index)}",
+                )
             raise DataError(
                 source,
-                f"tag {unknown[0]!r} is not in the tag set {list(self._tag_index)}",
+                f"tag {tags[position]!r} is not in the tag set {list(self._tag_index)}",
                 row=index,
                 field=self.tags_column,
             )
@@ -307,7 +372,12 @@ class TokenTaggingDataModule(SeqDataModule):
     def split_rows(self, split: str) -> list[dict[str, Any]]:
         """The raw rows of one split (tokens and IOB2 tags), for writing predictions next to them."""
         data = load_split(self.resolved, split)
+        self.check_columns(data, split)
+        source = self.resolved.describe(split)
         return [
-            {"tokens": r[self.tokens_column], "tags": to_iob2(r[self.tags_column], self.tag_scheme)}
-            for r in data
+            {
+                "tokens": r[self.tokens_column],
+                "tags": to_iob2(self._tag_strings(r[self.tags_column], i, source), self.tag_scheme),
+            }
+            for i, r in enumerate(data)
         ]

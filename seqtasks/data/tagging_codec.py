@@ -45,6 +45,10 @@ _TOKEN = re.compile(
 """CoNLL-2003's token boundaries (measured against its training tokens: see :func:`tokenize_spans`)."""
 
 
+class EmptySentenceError(ValueError):
+    """A sentence with no tokens: there is nothing to tag (refused in training and at inference alike)."""
+
+
 def normalise_word(token: str, lowercase: bool) -> str:
     """The vocabulary's form of a word: digits → 0, lower-cased when ``lowercase``."""
     token = _DIGIT.sub("0", token)
@@ -79,7 +83,8 @@ class TaggingCodec:
     encodes what it is asked to tag with it, from the checkpoint's ``tagging_codec`` artefact (its
     :meth:`state_dict`, plain data). One decision per bad input, the same in training and at inference:
 
-    * an empty sentence (no tokens) is refused: :meth:`encode` raises ``ValueError`` (the DataModule
+    * an empty sentence (no tokens) is refused: :meth:`encode` raises :class:`EmptySentenceError`, a
+      ``ValueError`` (the DataModule
       reports it as a :class:`~seqtasks.data.errors.DataError` naming the row, the inference API names the
       sentence);
     * a word outside the vocabulary (after normalisation: digits → ``0``, lower-cased when ``lowercase``)
@@ -106,7 +111,7 @@ class TaggingCodec:
     def encode(self, tokens: Sequence[str]) -> dict[str, Any]:
         """``{"words", "chars", "casing", "length"}`` of one non-empty sentence."""
         if not tokens:
-            raise ValueError("an empty sentence (no tokens) cannot be tagged")
+            raise EmptySentenceError("an empty sentence (no tokens) cannot be tagged")
         word_index, char_index = self.words.index, self.chars.index
         return {
             "words": [word_index.get(normalise_word(t, self.lowercase), 1) for t in tokens],

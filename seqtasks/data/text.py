@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from seqtasks.errors import SeqtasksError
+
 PAD = "<pad>"
 UNK = "<unk>"
 
@@ -81,7 +83,7 @@ class Vocabulary:
         return cls([PAD, UNK, *ranked])
 
 
-class EmptyTextError(ValueError):
+class EmptyTextError(SeqtasksError):
     """A text with no words in it (empty, blank, or only HTML line breaks): there is nothing to encode."""
 
 

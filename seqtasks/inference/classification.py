@@ -14,12 +14,16 @@ Texts are encoded by the checkpoint's :class:`~seqtasks.data.text.TextCodec` (th
 run through the network in batches of ``batch_size`` (the keyword of ``--batch-size``), in evaluation mode.
 Batches are made of texts of similar length (longest first), so little is padding; results come back in
 input order, and a text gets the same probabilities in any batch. An empty text is refused (see the
-codec), with the number of the input that is empty, before anything runs.
+codec), with the number of the input that is empty, before anything runs. A text longer than the codec's
+``max_length`` tokens is classified by its first ``max_length`` tokens, never silently: one
+:class:`~seqtasks.errors.TruncationWarning` per call names the inputs and how many tokens were cut, and
+their records carry ``"truncated"`` (the number of tokens cut).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +32,8 @@ from torch import Tensor
 
 from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
 from seqtasks.data.batching import pad_sequences
-from seqtasks.data.text import EmptyTextError, TextCodec
+from seqtasks.data.text import EmptyTextError, TextCodec, split_words
+from seqtasks.errors import TruncationWarning, cut_summary
 from seqtasks.inference.io import length_sorted_batches
 from seqtasks.inference.io import progress as progress_bar
 from seqtasks.inference.labels import Prediction, prediction_record, predictions
@@ -109,24 +114,51 @@ class Classifier:
 
         ``batch_size`` None is the predictor's; ``progress`` draws a bar on stderr (one step per batch).
         Raises :class:`~seqtasks.data.text.EmptyTextError` (a ``ValueError``) naming the input number
-        (from 1) of an empty text, before anything runs.
+        (from 1) of an empty text, before anything runs; warns (:class:`~seqtasks.errors.TruncationWarning`)
+        naming the texts longer than the codec's ``max_length``, which are classified by their first tokens.
         """
+        return self._classify(texts, batch_size, progress)[0]
+
+    def _classify(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: bool = False,
+        names: Sequence[Any] | None = None,
+    ) -> tuple[list[Prediction], list[int]]:
+        """The predictions and the number of tokens cut from each text; ``names`` name the inputs in
+        messages (default: their number from 1)."""
         size = batch_size or self.batch_size
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {size}")
-        ids = []
-        for number, text in enumerate(texts, start=1):
+        names = list(range(1, len(texts) + 1)) if names is None else list(names)
+        ids, cuts = [], []
+        for name, text in zip(names, texts, strict=True):
             try:
                 ids.append(self.codec(text))
             except EmptyTextError as error:
-                raise EmptyTextError(f"input {number}: {error}") from None
+                raise EmptyTextError(f"input {name}: {error}") from None
+            cuts.append(self.tokens_cut(text, len(ids[-1])))
+        self._warn_cuts([(n, len(i) + c, c) for n, i, c in zip(names, ids, cuts, strict=True) if c])
         batches = length_sorted_batches([len(x) for x in ids], size)
         results: list[Prediction | None] = [None] * len(ids)
         for rows in progress_bar(batches, total=len(batches), enabled=progress, unit="batch"):
             tokens, lengths = pad_sequences([ids[i] for i in rows], self.network.pad_index)
             for i, prediction in zip(rows, self.predict_batch(tokens, lengths), strict=True):
                 results[i] = prediction
-        return results  # type: ignore[return-value]
+        return results, cuts  # type: ignore[return-value]
+
+    def tokens_cut(self, text: str, kept: int) -> int:
+        """How many tokens of ``text`` the codec cut, given that it kept ``kept`` (0: none)."""
+        limit = self.codec.max_length
+        if not limit or kept < limit:
+            return 0
+        return len(split_words(self.codec.tokenizer, text)) - kept
+
+    def _warn_cuts(self, cuts: list[tuple[Any, int, int]]) -> None:
+        if cuts:
+            message = cut_summary(cuts, "tokens", int(self.codec.max_length or 0), "reads")
+            warnings.warn(message, TruncationWarning, stacklevel=4)
 
     __call__ = classify
 
@@ -138,9 +170,14 @@ class Classifier:
         progress: bool = False,
     ) -> list[dict[str, Any]]:
         """One record per text, ``{"id", "label", "probability", "probabilities": {label: p}}``: what
-        ``classify --format jsonl``, the predict stage and the server write. ``ids`` default to 1…n."""
+        ``classify --format jsonl``, the predict stage and the server write. ``ids`` default to 1…n; they
+        name the inputs in errors and warnings. A text that was cut has ``"truncated"``: the tokens cut."""
         ids = list(range(1, len(texts) + 1)) if ids is None else list(ids)
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        predicted = self.classify(texts, batch_size, progress)
-        return [prediction_record(i, p, self.labels) for i, p in zip(ids, predicted, strict=True)]
+        predicted, cuts = self._classify(texts, batch_size, progress, ids)
+        records = [prediction_record(i, p, self.labels) for i, p in zip(ids, predicted, strict=True)]
+        for record, cut in zip(records, cuts, strict=True):
+            if cut:
+                record["truncated"] = cut
+        return records

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, NamedTuple, TypeVar
 
+from seqtasks.errors import SeqtasksError
+
 T = TypeVar("T")
 
 FORMATS = ("text", "jsonl")
@@ -31,7 +33,7 @@ class Input(NamedTuple):
     text: str
 
 
-class InputError(ValueError):
+class InputError(SeqtasksError):
     """A bad input file or line; the message names the file and line."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from seqtasks.checkpoints import load_trained, task_kind
+from seqtasks.data.errors import DataError
 from seqtasks.music.events import STEPS_PER_QUARTER, EventCodec
 from seqtasks.music.midi import midi_to_notes, notes_to_midi, save_piece
 from seqtasks.music.pianoroll import Note, PianoRollCodec
@@ -108,9 +109,21 @@ class Composer:
             return codec.decode(tokens)
 
     def read_primer(self, path: str | os.PathLike) -> tuple[list[Note], list[str]]:
-        """A MIDI file's notes on this model's grid, and the warnings of what reading it changed."""
+        """A MIDI file's notes on this model's grid, and the warnings of what reading it changed.
 
-        return midi_to_notes(path, self.steps_per_quarter)
+        A primer with nothing to continue (no notes, or drums only: drum notes are left out) is refused
+        rather than silently generating from nothing; an unreadable file names itself.
+
+        Raises:
+            DataError: the file is missing or not a readable MIDI file, or no note of it is usable.
+        """
+        notes, warnings = midi_to_notes(path, self.steps_per_quarter)
+        if not notes:
+            dropped = f" ({'; '.join(warnings)})" if warnings else ""
+            raise DataError(
+                os.fspath(path), f"the primer holds no notes to continue{dropped}; give a primer with notes"
+            )
+        return notes, warnings
 
     @staticmethod
     def title(seed: int, temperature: float) -> str:

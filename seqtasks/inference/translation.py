@@ -14,13 +14,18 @@ log-probabilities ``log p(y + </s> | x) / len ** length_penalty`` that beam sear
 ``-n_best``), best first.
 
 Texts are encoded by the same :class:`~seqtasks.data.translation.TranslationCodec` as
-the training batches, so an empty text is refused here as it is in training. :func:`corpus_scores` gives
-sacreBLEU's BLEU and chrF of the output, with their signatures.
+the training batches, so an empty text is refused here as it is in training. A text with no known subword
+(only characters the tokenizer has never seen, e.g. emoji) is refused too (:class:`InputError`), never
+"translated" into an invented sentence. A text longer than the codec's ``max_source_length`` is translated
+from its first subwords, never silently: one :class:`~seqtasks.errors.TruncationWarning` per call names the
+inputs and how many subwords were cut, and their records carry ``"truncated"`` (subwords cut).
+:func:`corpus_scores` gives sacreBLEU's BLEU and chrF of the output, with their signatures.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -28,7 +33,9 @@ import torch
 from torch import Tensor
 
 from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
-from seqtasks.data.translation_codec import TranslationCodec
+from seqtasks.data.translation_codec import TranslationCodec, require_text
+from seqtasks.errors import TruncationWarning, cut_summary
+from seqtasks.inference.io import InputError
 from seqtasks.inference.io import progress as progress_bar
 from seqtasks.networks.seq2seq import Seq2SeqNetwork
 from seqtasks.nn.modes import eval_mode
@@ -99,19 +106,22 @@ class Translator:
         batch_size: int = 64,
         length_penalty: float = 1.0,
         progress: bool = False,
+        ids: Sequence[Any] | None = None,
     ) -> list[str]:
         """Translate plain texts, ``batch_size`` at a time (texts of similar length decode together).
 
         ``beam`` 1 is greedy decoding; ``max_length`` caps the output subwords; beam scores are divided by
         ``length ** length_penalty``. A sentence translates the same alone as in any batch. ``progress``
-        draws a bar on stderr.
+        draws a bar on stderr. ``ids`` name the inputs in errors and warnings (default: 1…n); see
+        :meth:`check_sources` for what is refused and what is cut.
         """
-        return self._batched(
+        return self._batched_with_cuts(
             texts,
             batch_size,
             progress,
             lambda s, n: self.translate_batch(s, n, beam, max_length, length_penalty),
-        )
+            ids,
+        )[0]
 
     def translate_nbest(
         self,
@@ -151,12 +161,54 @@ class Translator:
         ids = list(range(1, len(texts) + 1)) if ids is None else list(ids)
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        hyps = self.translate_nbest(texts, beam, nbest, max_length, batch_size, length_penalty, progress)
-        return [translation_record(i, h) for i, h in zip(ids, hyps, strict=True)]
+        check_nbest(beam, nbest)
+        hyps, cuts = self._batched_with_cuts(
+            texts,
+            batch_size,
+            progress,
+            lambda s, n: self.translate_batch_nbest(s, n, beam, nbest, max_length, length_penalty),
+            ids,
+        )
+        records = [translation_record(i, h) for i, h in zip(ids, hyps, strict=True)]
+        for record, cut in zip(records, cuts, strict=True):
+            if cut:
+                record["truncated"] = cut
+        return records
+
+    def check_sources(self, texts: Sequence[str], names: Sequence[Any] | None = None) -> list[int]:
+        """The subwords the codec will cut from each text (0: none), after refusing a text that is empty
+        (``ValueError``) or has no known subword (:class:`InputError`), naming the input (default: its
+        number from 1); warns once (:class:`~seqtasks.errors.TruncationWarning`) about the cut ones."""
+        names = list(range(1, len(texts) + 1)) if names is None else list(names)
+        tokenizer, limit = self.codec.source_tokenizer, self.codec.max_source_length - 1
+        unknown = tokenizer.token_to_id("<unk>")
+        cuts, long = [], []
+        for name, text in zip(names, texts, strict=True):
+            try:
+                ids = tokenizer.encode(require_text(text)).ids
+            except ValueError as error:
+                raise InputError(f"input {name}: {error}") from None
+            if not tokenizer.decode([i for i in ids if i != unknown]).strip():
+                raise InputError(
+                    f"input {name}: {text[:40]!r} has no subword the model knows (only unknown characters); "
+                    "there is nothing to translate"
+                )
+            cuts.append(max(0, len(ids) - limit))
+            if cuts[-1]:
+                long.append((name, len(ids), cuts[-1]))
+        if long:
+            warnings.warn(cut_summary(long, "subwords", limit, "reads"), TruncationWarning, stacklevel=4)
+        return cuts
 
     def _batched(self, texts: Sequence[str], batch_size: int, progress: bool, run: Any) -> list[Any]:
+        return self._batched_with_cuts(texts, batch_size, progress, run)[0]
+
+    def _batched_with_cuts(
+        self, texts: Sequence[str], batch_size: int, progress: bool, run: Any, names: Any = None
+    ) -> tuple[list[Any], list[int]]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        cuts = self.check_sources(texts, names)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: list[Any] = [None] * len(texts)
         starts = range(0, len(order), batch_size)
@@ -165,7 +217,7 @@ class Translator:
             source, lengths = self.codec.source_batch([texts[i] for i in rows])
             for i, output in zip(rows, run(source, lengths), strict=True):
                 results[i] = output
-        return results
+        return results, cuts
 
     def translate_batch(
         self,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import mido
 
+from seqtasks.data.errors import DataError
 from seqtasks.music.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, Note, normalise_notes
 from seqtasks.music.plot import save_piano_roll
 
@@ -59,19 +60,33 @@ def midi_to_notes(source: str | os.PathLike | bytes, steps_per_quarter: int) -> 
 
     All tracks and channels except drums (channel 10) are read; onsets and ends are rounded to the grid,
     a note shorter than one step lasts one step, and pitches off the 88 keys are left out — each such
-    change is listed in the warnings, never silent.
+    change (drum notes left out included) is listed in the warnings, never silent.
+
+    Raises:
+        DataError: no such file, or bytes that are not a MIDI file mido can read (truncated, garbage),
+            naming the file (``<bytes>`` for bytes) and mido's reason.
     """
-    if isinstance(source, bytes):
-        midi = mido.MidiFile(file=io.BytesIO(source))
-    else:
-        midi = mido.MidiFile(os.fspath(source))
+    where = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+    if not isinstance(source, bytes) and not os.path.isfile(where):
+        raise DataError(where, "no such MIDI file")
+    try:  # mido's parser raises EOFError, OSError, ValueError, KeyError...: one error naming the file
+        midi = mido.MidiFile(file=io.BytesIO(source)) if isinstance(source, bytes) else mido.MidiFile(where)
+        messages = list(mido.merge_tracks(midi.tracks))
+    except Exception as error:
+        raise DataError(where, f"not a readable MIDI file ({type(error).__name__}: {error})") from None
+    if midi.ticks_per_beat <= 0:
+        raise DataError(where, "not a usable MIDI file (0 ticks per beat, or SMPTE timing)")
     per_step = midi.ticks_per_beat / steps_per_quarter
     raw: list[tuple[int, float, float]] = []
     sounding: dict[tuple[int, int], list[float]] = {}
     now = 0
-    for message in mido.merge_tracks(midi.tracks):
+    drums = 0
+    for message in messages:
         now += message.time
-        if message.type not in ("note_on", "note_off") or message.channel == 9:
+        if message.type not in ("note_on", "note_off"):
+            continue
+        if message.channel == 9:
+            drums += message.type == "note_on" and message.velocity > 0
             continue
         key = (message.channel, message.note)
         if message.type == "note_on" and message.velocity > 0:
@@ -80,6 +95,8 @@ def midi_to_notes(source: str | os.PathLike | bytes, steps_per_quarter: int) -> 
             raw.append((message.note, sounding[key].pop(0), now))
     unfinished = sum(len(v) for v in sounding.values())
     warnings = []
+    if drums:
+        warnings.append(f"{drums} drum note(s) (channel 10) were left out")
     if unfinished:
         warnings.append(f"{unfinished} note(s) never switched off were left out")
     notes: list[Note] = []

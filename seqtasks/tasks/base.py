@@ -11,13 +11,17 @@ checkpoints, epoch seeding, fine-tuning.
 * **Resume** (``fit --ckpt_path``) restores weights, optimizer, schedule, epoch and step through
   Lightning. The random state is re-seeded from ``(seed, epoch, rank)`` at each epoch's first batch, and
   batch order depends only on ``(seed, epoch)``, so a resumed run repeats the losses of an uninterrupted one.
+  A resume whose recipe changes a model setting (``--model.init_args.network.init_args.dropout 0.9``) warns,
+  naming each setting with the checkpoint's value and this run's.
 * **Fine-tune** (``init_from``) copies weights only, before training, with a fresh optimizer; tensors whose
   shape changed (a new label set, a new vocabulary) are mapped by :meth:`SeqTask.adapt_state` or left
-  freshly initialised.
+  freshly initialised. A checkpoint of another task, or one of which no tensor fits, is refused
+  (:class:`~seqtasks.checkpoints.CheckpointError`) unless ``init_from_strict`` is false.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,9 +29,16 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from seqtasks.checkpoints import CHECKPOINT_KEY, FORMAT, read_checkpoint, upgrade_checkpoint
+from seqtasks.checkpoints import (
+    CHECKPOINT_KEY,
+    FORMAT,
+    CheckpointError,
+    read_checkpoint,
+    task_class,
+    upgrade_checkpoint,
+)
 from seqtasks.optim import default_optimizer
 
 
@@ -40,6 +51,8 @@ class SeqTask(pl.LightningModule):
         lr_scheduler: a schedule built with the optimizer and stepped once per epoch (e.g.
             ``seqtasks.optim.StepDecay``); a ``ReduceLROnPlateau`` follows ``monitor``. None keeps the rate.
         init_from: a checkpoint to fine-tune from (weights only; optimizer and schedule start fresh).
+        init_from_strict: refuse an ``init_from`` checkpoint of another task, or one of which no tensor
+            fits this model; false loads whatever fits (possibly nothing) with only a log line.
     """
 
     monitor = "val/loss"
@@ -50,11 +63,13 @@ class SeqTask(pl.LightningModule):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        init_from_strict: bool = True,
     ) -> None:
         super().__init__()
         self.optimizer = optimizer or default_optimizer
         self.lr_scheduler = lr_scheduler
         self.init_from = init_from
+        self.init_from_strict = init_from_strict
         self.artefacts: dict[str, Any] = {}
         self.network_args: list[Any] = []
 
@@ -83,6 +98,12 @@ class SeqTask(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if CHECKPOINT_KEY in checkpoint:
             upgrade_checkpoint(checkpoint)  # a checkpoint of an earlier layout resumes too
+            defaults = {
+                name: parameter.default
+                for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+                if parameter.default is not inspect.Parameter.empty
+            }
+            warn_changed_settings(checkpoint.get("hyper_parameters") or {}, dict(self.hparams), defaults)
             self.artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
             # a resumed fit must not re-apply init_from over the restored weights
             self._initialised_from = True
@@ -95,10 +116,34 @@ class SeqTask(pl.LightningModule):
         own = self.state_dict()
         return {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
 
-    def load_pretrained(self, path: str) -> None:
-        checkpoint = upgrade_checkpoint(read_checkpoint(path))
+    def load_pretrained(self, path: str, strict: bool | None = None) -> None:
+        """Copy the tensors of checkpoint ``path`` that fit (see :meth:`adapt_state`).
+
+        With ``strict`` (None: ``init_from_strict``), a checkpoint of another task or one of which no
+        tensor fits is refused with a :class:`~seqtasks.checkpoints.CheckpointError`: training from
+        scratch while the recipe says fine-tune is never silent.
+        """
+        strict = self.init_from_strict if strict is None else strict
+        checkpoint = read_checkpoint(path)
+        try:
+            source = task_class(checkpoint)  # only seqtasks' own tasks
+        except CheckpointError as error:
+            raise CheckpointError(f"init_from {path}: {error}") from None
+        upgrade_checkpoint(checkpoint)
+        override = "set init_from_strict: false on the model to load whatever fits anyway"
+        if strict and not (isinstance(self, source) or issubclass(source, type(self))):
+            raise CheckpointError(
+                f"init_from {path}: a {source.__name__} checkpoint cannot initialise a "
+                f"{type(self).__name__}; give a {type(self).__name__} checkpoint ({override})"
+            )
         artefacts = checkpoint[CHECKPOINT_KEY]["artefacts"]
         adapted = self.adapt_state(checkpoint["state_dict"], artefacts)
+        if strict and not adapted:
+            raise CheckpointError(
+                f"init_from {path}: none of its {len(checkpoint['state_dict'])} tensors fits this "
+                f"{type(self).__name__} (different names or shapes), so nothing would be fine-tuned "
+                f"({override})"
+            )
         own = self.state_dict()
         own.update(adapted)
         self.load_state_dict(own)
@@ -135,6 +180,77 @@ class SeqTask(pl.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+UNCOMPARED_SETTINGS = ("_class_path", "_instantiator", "init_from", "init_from_strict")
+"""Settings a resume may change without a warning (a fine-tune source is applied before the first epoch)."""
+
+
+def changed_settings(
+    saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[tuple[str, Any, Any]]:
+    """``(setting, saved value, current value)`` for each setting that differs, nested settings named by
+    their dotted path (``network.init_args.dropout``); a missing setting is ``"<unset>"``. A task argument
+    the checkpoint predates is no change while it keeps its default (``defaults``)."""
+    flat_saved, flat_current = _flatten(saved), _flatten(current)
+    # a setting already built (load_from_checkpoint instantiates the specs: a callable, not plain data)
+    # cannot be compared with its spec; it comes from the checkpoint's spec anyway
+    built = [key for key, value in flat_current.items() if not _plain(value)]
+    changes = []
+    for key in sorted(set(flat_saved) | set(flat_current)):
+        if key.split(".")[0] in UNCOMPARED_SETTINGS or any(_within(key, b) for b in built):
+            continue
+        old, new = flat_saved.get(key, "<unset>"), flat_current.get(key, "<unset>")
+        if key not in flat_saved and key in (defaults or {}) and _same(new, (defaults or {})[key]):
+            continue
+        if not _same(old, new):
+            changes.append((key, old, new))
+    return changes
+
+
+def warn_changed_settings(
+    saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> None:
+    """Warn, naming each model setting this run sets differently from the checkpoint it loads."""
+    changes = changed_settings(saved, current, defaults)
+    if not changes:
+        return
+    lines = [f"  {key}: {old!r} in the checkpoint, {new!r} now" for key, old, new in changes]
+    rank_zero_warn(
+        "the checkpoint was trained with other model settings than this run's:\n"
+        + "\n".join(lines)
+        + "\nthe weights come from the checkpoint and this run's settings apply from here on, except the "
+        "optimizer's and schedule's: their restored state (learning rate included) overrides the recipe",
+        category=UserWarning,
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def _within(key: str, setting: str) -> bool:
+    return key == setting or key.startswith(f"{setting}.")
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, str | int | float | bool | dict | torch.Tensor)
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    try:
+        return bool(old == new)
+    except (RuntimeError, TypeError, ValueError):  # e.g. tensors of other shapes: not the same setting
+        return False
 
 
 def map_rows(

@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
+from seqtasks.data.batching import real_rows
 from seqtasks.inference.labels import prediction_record, predictions
 from seqtasks.inference.writers import RecordWriter
 from seqtasks.networks.classifier import ClassifierNetwork
@@ -40,6 +41,8 @@ class SequenceClassifier(SeqTask):
         lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`.
         init_from: checkpoint to fine-tune from: weights only, words mapped by their text, a new head when
             the label set differs.
+        init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
+            (set false to allow it).
     """
 
     def __init__(
@@ -51,8 +54,9 @@ class SequenceClassifier(SeqTask):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        init_from_strict: bool = True,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, init_from)
+        super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         if len(labels) < 2:
             raise ValueError(f"labels must name at least two classes, got {labels}")
         self.save_hyperparameters()
@@ -70,8 +74,10 @@ class SequenceClassifier(SeqTask):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss = torchmetrics.MeanMetric()
-        self.val_loss = torchmetrics.MeanMetric()
-        self.test_loss = torchmetrics.MeanMetric()
+        # a NaN batch makes the epoch's mean NaN instead of being dropped (nan_strategy NaN keeps the weights;
+        # torchmetrics' 'disable' would ignore them)
+        self.val_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
+        self.test_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
         self.val_confusion = torchmetrics.ConfusionMatrix(task="multiclass", num_classes=num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -87,9 +93,24 @@ class SequenceClassifier(SeqTask):
         metrics.update(predicted, batch["labels"])
         mean_loss = getattr(self, f"{stage}_loss")
         mean_loss.update(loss.detach(), weight=batch["labels"].size(0))
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self._log_stage(stage)
         return loss, predicted
+
+    def _log_stage(self, stage: str) -> None:
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(
+            getattr(self, f"{stage}_metrics"), on_step=False, on_epoch=True, prog_bar=stage != "train"
+        )
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> tuple[dict[str, Tensor], Tensor] | None:
+        """Validation and test count only the batch's real rows (:func:`~seqtasks.data.batching.real_rows`:
+        under DDP, rows repeated to keep the ranks in step are left out), so each row counts once."""
+        rows = real_rows(batch)
+        if rows is None:  # nothing but repeated rows: log (every rank logs alike), count nothing
+            self._log_stage(stage)
+            return None
+        _, predicted = self._step(rows, stage)
+        return rows, predicted
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch, "train")
@@ -97,8 +118,10 @@ class SequenceClassifier(SeqTask):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        _, predicted = self._step(batch, "val")
-        self.val_confusion.update(predicted, batch["labels"])
+        evaluated = self._evaluate(batch, "val")
+        if evaluated is not None:
+            rows, predicted = evaluated
+            self.val_confusion.update(predicted, rows["labels"])
 
     def on_validation_epoch_end(self) -> None:
         matrix = self.val_confusion.compute()
@@ -107,7 +130,7 @@ class SequenceClassifier(SeqTask):
             log_figure(self, "val/confusion_matrix", _confusion_figure(matrix.cpu(), self.labels))
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[dict[str, Any]]:
         """One record per row, ``{"id", "label", "probability", "probabilities": {label: p}}`` as

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 from seqtasks.checkpoints import legacy_network, legacy_optimizer
+from seqtasks.data.batching import real_rows
 from seqtasks.inference.music import Composer
 from seqtasks.inference.writers import MidiWriter
 from seqtasks.music.metrics import FrameAccuracy, NLLPerStep
@@ -84,6 +85,8 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
         optimizer: see :class:`~seqtasks.tasks.base.SeqTask`.
         lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`; a ``ReduceLROnPlateau`` follows ``val/nll``.
         init_from: checkpoint to fine-tune from (weights only).
+        init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
+            (set false to allow it).
     """
 
     monitor = "val/nll"
@@ -94,8 +97,9 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        init_from_strict: bool = True,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, init_from)
+        super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.network = self.build_network(network, NUM_KEYS)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
@@ -112,9 +116,11 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str, nll: NLLPerStep, acc: FrameAccuracy) -> None:
-        nll_sum, frames, logits, mask = self.network.nll(batch["rolls"], batch["lengths"])
-        nll.update(nll_sum, frames)
-        acc.update(logits.sigmoid(), batch["rolls"], mask)
+        rows = real_rows(batch)  # under DDP, rows repeated to keep the ranks in step do not count
+        if rows is not None:
+            nll_sum, frames, logits, mask = self.network.nll(rows["rolls"], rows["lengths"])
+            nll.update(nll_sum, frames)
+            acc.update(logits.sigmoid(), rows["rolls"], mask)
         size = batch["rolls"].size(0)
         self.log(f"{stage}/nll", nll, on_epoch=True, prog_bar=True, batch_size=size)
         self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True, batch_size=size)
@@ -144,6 +150,8 @@ class EventComposer(GeneratesForPredict, SeqTask):
         optimizer: see :class:`~seqtasks.tasks.base.SeqTask`.
         lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`; a ``ReduceLROnPlateau`` follows ``val/nll``.
         init_from: checkpoint to fine-tune from (weights only).
+        init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
+            (set false to allow it).
     """
 
     monitor = "val/nll"
@@ -156,8 +164,9 @@ class EventComposer(GeneratesForPredict, SeqTask):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        init_from_strict: bool = True,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, init_from)
+        super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.network = self.build_network(network, vocab_size, pad_index)
         self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
@@ -175,14 +184,17 @@ class EventComposer(GeneratesForPredict, SeqTask):
         self.log("train/nll", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(tokens))
         return loss
 
+    def _evaluate(self, batch: dict[str, Tensor], nll: NLLPerStep) -> None:
+        rows = real_rows(batch)  # under DDP, rows repeated to keep the ranks in step do not count
+        if rows is not None:
+            nll.update(*self._nll(rows))
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        nll_sum, tokens = self._nll(batch)
-        self.val_nll.update(nll_sum, tokens)
+        self._evaluate(batch, self.val_nll)
         self.log("val/nll", self.val_nll, on_epoch=True, prog_bar=True, batch_size=batch["inputs"].size(0))
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        nll_sum, tokens = self._nll(batch)
-        self.test_nll.update(nll_sum, tokens)
+        self._evaluate(batch, self.test_nll)
         self.log("test/nll", self.test_nll, on_epoch=True, batch_size=batch["inputs"].size(0))
 
     def on_validation_epoch_end(self) -> None:

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
+from seqtasks.data.batching import real_rows
 from seqtasks.data.vectors import read_word_vectors
 from seqtasks.inference.writers import TaggingPredictionWriter
 from seqtasks.metrics import SpanF1
@@ -63,6 +64,8 @@ class TokenTagger(SeqTask):
         lr_scheduler: see :class:`~seqtasks.tasks.base.SeqTask`.
         init_from: checkpoint to fine-tune from: weights only; words and characters mapped by their text,
             the head's and CRF's rows by tag name, so a tag set with a new entity type keeps the rest.
+        init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
+            (set false to allow it).
     """
 
     def __init__(
@@ -76,8 +79,9 @@ class TokenTagger(SeqTask):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
+        init_from_strict: bool = True,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, init_from)
+        super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.labels = list(labels)
         self.word_vectors = word_vectors
@@ -85,8 +89,10 @@ class TokenTagger(SeqTask):
         self.val_f1 = SpanF1(labels)
         self.test_f1 = SpanF1(labels)
         self.train_loss = torchmetrics.MeanMetric()
-        self.val_loss = torchmetrics.MeanMetric()
-        self.test_loss = torchmetrics.MeanMetric()
+        # a NaN batch makes the epoch's mean NaN instead of being dropped (nan_strategy NaN keeps the weights;
+        # torchmetrics' 'disable' would ignore them)
+        self.val_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
+        self.test_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
 
     def forward(self, words: Tensor, chars: Tensor, casing: Tensor, lengths: Tensor) -> Tensor:
         """Per-token tag scores ``(B, T, num_tags)`` (the network's)."""
@@ -108,11 +114,22 @@ class TokenTagger(SeqTask):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        """Validation and test count only the batch's real rows (:func:`~seqtasks.data.batching.real_rows`:
+        under DDP, rows repeated to keep the ranks in step are left out), so each sentence counts once."""
+        rows = real_rows(batch)
+        if rows is None:  # nothing but repeated rows: log (every rank logs alike), count nothing
+            self.log(
+                f"{stage}/loss", getattr(self, f"{stage}_loss"), on_step=False, on_epoch=True, prog_bar=True
+            )
+            return
+        self._step(rows, stage)
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        self._evaluate(batch, "test")
 
     def _log_f1(self, stage: str) -> dict[str, Tensor]:
         metric = getattr(self, f"{stage}_f1")

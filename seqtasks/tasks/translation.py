@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from seqtasks.attention_maps import attention_figure
 from seqtasks.checkpoints import legacy_network, legacy_optimizer
+from seqtasks.data.batching import real_rows
 from seqtasks.inference.translation import Translator, corpus_scores, translation_record
 from seqtasks.inference.writers import RecordWriter
 from seqtasks.metrics import CorpusBLEU, CorpusChrF
@@ -61,6 +62,8 @@ class Seq2SeqTranslator(SeqTask):
         optimizer: see :class:`SeqTask`.
         lr_scheduler: see :class:`SeqTask`.
         init_from: checkpoint to fine-tune from (weights only).
+        init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
+            (set false to allow it).
         predict_beam: beam size of the predict stage (``seqtasks predict``; 1: greedy). A predict-time
             setting: ``--model.init_args.predict_beam 5`` on the predict command line; training ignores it.
         predict_nbest: hypotheses per sentence the predict stage keeps (at most ``predict_beam``); they
@@ -81,8 +84,9 @@ class Seq2SeqTranslator(SeqTask):
         init_from: str | None = None,
         predict_beam: int = 1,
         predict_nbest: int = 1,
+        init_from_strict: bool = True,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, init_from)
+        super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         if not 1 <= predict_nbest <= predict_beam:
             raise ValueError(
                 f"predict_nbest must be between 1 and predict_beam ({predict_beam}), got {predict_nbest}"
@@ -96,8 +100,10 @@ class Seq2SeqTranslator(SeqTask):
         self.attention_maps = attention_maps
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=pad_index, label_smoothing=label_smoothing)
         self.train_loss = torchmetrics.MeanMetric()
-        self.val_loss = torchmetrics.MeanMetric()
-        self.test_loss = torchmetrics.MeanMetric()
+        # a NaN batch makes the epoch's mean NaN instead of being dropped (nan_strategy NaN keeps the weights;
+        # torchmetrics' 'disable' would ignore them)
+        self.val_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
+        self.test_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
         self.val_bleu, self.test_bleu = CorpusBLEU(), CorpusBLEU()
         self.val_chrf, self.test_chrf = CorpusChrF(), CorpusChrF()
         self._translator: Translator | None = None
@@ -139,6 +145,15 @@ class Seq2SeqTranslator(SeqTask):
         self._decoded = 0
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # only the batch's real rows count (under DDP, rows repeated to keep the ranks in step are left out)
+        rows = real_rows(batch)
+        if rows is None:  # nothing but repeated rows: log (every rank logs alike), count nothing
+            self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+            if self._decoded > 0:
+                self.log("val/bleu", self.val_bleu, on_step=False, on_epoch=True, prog_bar=True)
+                self.log("val/chrf", self.val_chrf, on_step=False, on_epoch=True)
+            return
+        batch = rows
         self._loss(batch, "val")
         # the sentences whose attention maps are drawn: the first validation batch whose sentences have
         # at least MAP_MIN_LENGTH subwords (batches come sorted by length; the first are one-word captions),
@@ -166,6 +181,14 @@ class Seq2SeqTranslator(SeqTask):
             log_figure(self, f"val/attention_{row}", attention_figure(weights, source, target))
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # only the batch's real rows count (under DDP, rows repeated to keep the ranks in step are left out)
+        rows = real_rows(batch)
+        if rows is None:  # nothing but repeated rows: log (every rank logs alike), count nothing
+            self.log("test/loss", self.test_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("test/bleu", self.test_bleu, on_step=False, on_epoch=True)
+            self.log("test/chrf", self.test_chrf, on_step=False, on_epoch=True)
+            return
+        batch = rows
         self._loss(batch, "test")
         hyps = self.translator.translate_batch(batch["source"], batch["source_lengths"])
         refs = [[r] for r in batch["target_text"]]
@@ -181,7 +204,8 @@ class Seq2SeqTranslator(SeqTask):
         if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             shares: list[Any] = [None] * world
             torch.distributed.all_gather_object(shares, pairs)
-            pairs = [pair for share in shares for pair in share]
+            # keyed by (row index, rank): a streamed split's indices count each rank's rows from 0
+            pairs = [((i, rank), hyp, ref) for rank, share in enumerate(shares) for i, hyp, ref in share]
         if pairs and self.trainer.is_global_zero:
             hyps, refs = gathered_corpus(pairs)
             report = corpus_scores(hyps, refs)
@@ -215,11 +239,11 @@ class Seq2SeqTranslator(SeqTask):
         legacy_network(checkpoint, "seqtasks.networks.seq2seq.Seq2SeqNetwork", NETWORK_SETTINGS)
 
 
-def gathered_corpus(pairs: list[tuple[int, str, str]]) -> tuple[list[str], list[str]]:
-    """(row index, hypothesis, reference) triples from every rank → the test set once, in row order.
+def gathered_corpus(pairs: list[tuple[Any, str, str]]) -> tuple[list[str], list[str]]:
+    """(row key, hypothesis, reference) triples from every rank → the test set once, in row order.
 
-    A distributed sampler pads the ranks' shares to equal length by repeating rows; the row index keeps
-    each sentence once, so corpus BLEU is over exactly the test set.
+    The test step already leaves out the rows a distributed sampler repeats to even out the ranks' shares
+    (``batch["real"]``); keying by row index also keeps each sentence once for a batch without that flag.
     """
     unique = {index: (hyp, ref) for index, hyp, ref in pairs}
     ordered = [unique[index] for index in sorted(unique)]
