@@ -18,6 +18,8 @@ import importlib
 import os
 import sys
 
+from seqtasks.errors import is_own_error
+
 LIGHTNING = {
     "fit": "train a recipe (then test its best checkpoint; --test_after_fit false skips it)",
     "validate": "score a checkpoint on the validation split",
@@ -46,20 +48,6 @@ COMMANDS = {
     ),
 }
 
-OWN_ERRORS = (
-    ("seqtasks.errors", "SeqtasksError"),
-    ("seqtasks.data.errors", "DataError"),
-    ("seqtasks.checkpoints", "CheckpointError"),
-    ("seqtasks.inference.io", "InputError"),
-    ("seqtasks.data.text", "EmptyTextError"),
-    ("seqtasks.callbacks", "NonFiniteLossError"),
-)
-"""seqtasks' own error types (module, class): reported in a line, without a traceback. An error can only be
-of a type whose module is loaded, so the handler imports nothing."""
-
-FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-"""A file the user named that is missing or unreadable: reported in a line too (the message names it)."""
-
 DEBUG_FLAG = "--debug"
 
 
@@ -87,18 +75,6 @@ def run_command(name: str, argv: list[str]) -> None:
     else:
         options = parser.parse_args(argv)
     module.run(options, parser)
-
-
-def is_own_error(error: BaseException) -> bool:
-    """Whether ``error`` is one of seqtasks' own error types (:data:`OWN_ERRORS`) or a :data:`FILE_ERRORS`."""
-    if isinstance(error, FILE_ERRORS):
-        return True
-    for module_name, class_name in OWN_ERRORS:
-        module = sys.modules.get(module_name)
-        kind = getattr(module, class_name, None) if module is not None else None
-        if isinstance(kind, type) and isinstance(error, kind):
-            return True
-    return False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,8 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import sys
+
 
 class SeqtasksError(ValueError):
     """An error in what the user gave (a file, a row, a setting, a checkpoint), with a message naming it."""
@@ -31,3 +33,30 @@ def cut_summary(cuts: list[tuple[object, int, int]], unit: str, limit: int, what
         f"{inputs} longer than the {limit} {unit} the model {what}, and cut to {their} first {limit}: "
         f"{shown}{more}"
     )
+
+
+OWN_ERRORS = (
+    ("seqtasks.errors", "SeqtasksError"),
+    ("seqtasks.data.errors", "DataError"),
+    ("seqtasks.checkpoints", "CheckpointError"),
+    ("seqtasks.inference.io", "InputError"),
+    ("seqtasks.data.text", "EmptyTextError"),
+    ("seqtasks.callbacks", "NonFiniteLossError"),
+)
+"""seqtasks' own error types (module, class): reported in a line, without a traceback. An error can only be
+of a type whose module is loaded, so the handler imports nothing."""
+
+FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""A file the user named that is missing or unreadable: reported in a line too (the message names it)."""
+
+
+def is_own_error(error: BaseException) -> bool:
+    """Whether ``error`` is one of seqtasks' own error types (:data:`OWN_ERRORS`) or a :data:`FILE_ERRORS`."""
+    if isinstance(error, FILE_ERRORS):
+        return True
+    for module_name, class_name in OWN_ERRORS:
+        module = sys.modules.get(module_name)
+        kind = getattr(module, class_name, None) if module is not None else None
+        if isinstance(kind, type) and isinstance(error, kind):
+            return True
+    return False
