@@ -63,7 +63,7 @@ def score(sentences: list[list[str]], split) -> tuple[float, float, float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = os.path.join(os.environ.get("SEQTASKS_DATA_DIR", "/work/shared/data"), "conll2003")
+    default = os.path.join(os.environ.get("SEQTASKS_DATA_DIR", "data"), "conll2003")
     parser.add_argument("--data", default=default)
     parser.add_argument("--sentences", type=int, default=2000, help="training sentences (0: all)")
     options = parser.parse_args()

@@ -10,7 +10,7 @@ import pytest
 
 from seqtasks.data.tagging import tokenize, tokenize_spans
 
-CONLL = Path(os.environ.get("SEQTASKS_DATA_DIR", "/work/shared/data")) / "conll2003" / "train.parquet"
+CONLL = Path(os.environ.get("SEQTASKS_DATA_DIR") or "no-data-dir") / "conll2003" / "train.parquet"
 
 
 @pytest.mark.parametrize(
