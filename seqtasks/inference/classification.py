@@ -22,7 +22,6 @@ their records carry ``"truncated"`` (the number of tokens cut).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -30,66 +29,28 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.text import EmptyTextError, TextCodec, split_words
 from seqtasks.errors import TruncationWarning, cut_summary
+from seqtasks.inference.base import LabelPredictor
 from seqtasks.inference.io import length_sorted_batches
 from seqtasks.inference.io import progress as progress_bar
 from seqtasks.inference.labels import Prediction, prediction_record, predictions
 from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.nn.modes import eval_mode
 
-DEFAULT_BATCH_SIZE = 64
-
 __all__ = ["Classifier", "Prediction", "prediction_record", "predictions"]
 
 
-class Classifier:
-    """Texts → labels with a :class:`ClassifierNetwork` and the codec it was trained with.
+class Classifier(LabelPredictor):
+    """Texts → labels with a :class:`ClassifierNetwork` and the :class:`TextCodec` it was trained with
+    (arguments: :class:`~seqtasks.inference.base.LabelPredictor`)."""
 
-    Args:
-        network: the trained network (kept in its mode; each call runs in evaluation mode).
-        codec: the text codec of the training data.
-        labels: the class names, in the network's output order.
-        batch_size: texts per forward pass.
-    """
-
-    def __init__(
-        self,
-        network: ClassifierNetwork,
-        codec: TextCodec,
-        labels: Sequence[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.network = network
-        self.codec = codec
-        self.labels = list(labels)
-        self.batch_size = batch_size
-
-    @classmethod
-    def from_task(cls, task: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> Classifier:
-        """The predictor of a trained (or training) :class:`~seqtasks.tasks.SequenceClassifier`."""
-        if not isinstance(getattr(task, "network", None), ClassifierNetwork):
-            raise TypeError(f"{task_kind(task)} is not a classifier (its network is no ClassifierNetwork)")
-        codec = TextCodec.from_state(task.artefacts["text_codec"])
-        return cls(task.network, codec, task.labels, batch_size)
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | os.PathLike, map_location: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> Classifier:
-        """The predictor of a classifier checkpoint (any format); no data or config needed."""
-        task = load_trained(path, map_location)
-        if not isinstance(getattr(task, "network", None), ClassifierNetwork):
-            raise CheckpointError(f"{path} holds a {task_kind(task)}, which does not classify")
-        return cls.from_task(task, batch_size)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
+    network_type = ClassifierNetwork
+    does = "classify"
+    refusal = "{kind} is not a classifier"
+    codec_type = TextCodec
+    codec_key = "text_codec"
 
     def encode(self, texts: Sequence[str], first: int = 0) -> tuple[Tensor, Tensor]:
         """A padded batch ``(tokens, lengths)`` of ``texts``; ``first`` numbers them in error messages."""

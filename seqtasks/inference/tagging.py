@@ -32,24 +32,20 @@ single spaces, offsets into that.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from seqtasks.checkpoints import load_trained, task_kind
 from seqtasks.data.conll import read_conll, write_conll
 from seqtasks.data.tagging_codec import TaggingCodec, collate_tagged, tokenize_spans
+from seqtasks.inference.base import LabelPredictor
 from seqtasks.inference.io import length_sorted_batches
 from seqtasks.inference.io import progress as progress_bar
 from seqtasks.networks.tagger import TaggerNetwork
 from seqtasks.nn.modes import eval_mode
 from seqtasks.tags import Scheme, spans
-
-DEFAULT_BATCH_SIZE = 64
 
 __all__ = [
     "Tagger",
@@ -112,48 +108,14 @@ def entity_tuples(record: dict[str, Any]) -> list[tuple[str, int, int, str]]:
     ]
 
 
-class Tagger:
-    """Sentences → IOB2 tags (and their confidences) with a :class:`TaggerNetwork` and its codec.
+class Tagger(LabelPredictor):
+    """Sentences → IOB2 tags (and their confidences) with a :class:`TaggerNetwork` and its
+    :class:`TaggingCodec` (arguments: :class:`~seqtasks.inference.base.LabelPredictor`)."""
 
-    Args:
-        network: the trained network (kept in its mode; each call runs in evaluation mode).
-        codec: the tagging codec of the training data.
-        labels: the tag names, in the network's output order.
-        batch_size: sentences per forward pass.
-    """
-
-    def __init__(
-        self,
-        network: TaggerNetwork,
-        codec: TaggingCodec,
-        labels: Sequence[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.network = network
-        self.codec = codec
-        self.labels = list(labels)
-        self.batch_size = batch_size
-
-    @classmethod
-    def from_task(cls, task: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> Tagger:
-        """The predictor of a :class:`~seqtasks.tasks.tagging.TokenTagger` (loaded or training)."""
-        if not isinstance(getattr(task, "network", None), TaggerNetwork):
-            raise TypeError(f"{task_kind(task)} does not tag tokens (its network is no TaggerNetwork)")
-        codec = TaggingCodec.from_state(task.artefacts["tagging_codec"])
-        return cls(task.network, codec, task.labels, batch_size)
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | os.PathLike, map_location: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> Tagger:
-        """The predictor of a tagger checkpoint (any format); no data or config needed."""
-        return cls.from_task(load_trained(path, map_location), batch_size)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
+    network_type = TaggerNetwork
+    does = "tag tokens"
+    codec_type = TaggingCodec
+    codec_key = "tagging_codec"
 
     def encode(self, sentences: Sequence[Sequence[str]], first: int = 0) -> dict[str, Tensor]:
         """The collated batch of ``sentences``, as training collates it; ``first`` numbers them in errors."""

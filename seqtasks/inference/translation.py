@@ -29,12 +29,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import torch
 from torch import Tensor
 
-from seqtasks.checkpoints import CheckpointError, load_trained, task_kind
 from seqtasks.data.translation_codec import TranslationCodec, require_text
 from seqtasks.errors import TruncationWarning, cut_summary
+from seqtasks.inference.base import Predictor, load_for
 from seqtasks.inference.io import InputError
 from seqtasks.inference.io import progress as progress_bar
 from seqtasks.networks.seq2seq import Seq2SeqNetwork
@@ -69,13 +68,16 @@ def translation_record(id: Any, hypotheses: Sequence[Hypothesis]) -> dict[str, A
     }
 
 
-class Translator:
+class Translator(Predictor):
     """A seq2seq network with the codec of its checkpoint.
 
     Args:
         network: the trained network (its device is where batches go).
         codec: the tokenizers and lengths the network was trained with.
     """
+
+    network_type = Seq2SeqNetwork
+    does = "translate"
 
     def __init__(self, network: Seq2SeqNetwork, codec: TranslationCodec) -> None:
         self.network = network
@@ -89,14 +91,7 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> Translator:
         """Load a translator checkpoint (any format); a checkpoint of another task is refused by name."""
-        task = load_trained(path, map_location)
-        if not isinstance(getattr(task, "network", None), Seq2SeqNetwork):
-            raise CheckpointError(f"{path} holds a {task_kind(task)}, which does not translate")
-        return cls.from_task(task)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
+        return cls.from_task(load_for(path, Seq2SeqNetwork, cls.does, map_location))
 
     def translate(
         self,
