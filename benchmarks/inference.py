@@ -54,22 +54,21 @@ import http.client
 import importlib
 import json
 import os
-import queue
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import torch
 from sentiment_throughput import machine_line, quiet
+
+from seqtasks.serving.launch import served
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("throughput", "server", "cold", "onnx")
@@ -78,7 +77,6 @@ IMDB_TARGET = 50_000  # tokens/s, batched IMDB inference
 LATENCY_TARGET_MS = 20.0  # warm p50 of a one-sentence tag / classify request
 COLD_TARGET_S = 3.0  # a command's cold start
 HELP_TARGET_S = 1.5  # `seqtasks COMMAND --help` (the project's rule for command modules)
-LISTENING = re.compile(r"listening on (http://[^\s]+)")
 QUICK = {"limit": 500, "sentences": 300, "steps": 256, "requests": 50, "warmup": 5, "repeats": 1}
 QUICK_ONNX_REPEATS = 5
 
@@ -442,63 +440,13 @@ def throughput(args: argparse.Namespace, runner: Runner, data: Path) -> None:
 # ----------------------------------------------------------------------------------------------- server
 
 
-def start_server(runner: Runner, models: dict[str, Path], args: argparse.Namespace):
+def server_command(runner: Runner, models: dict[str, Path], args: argparse.Namespace) -> list[str]:
     argv = runner.argv("serve", "--port", "0", "--idle-exit", "60")
     for name, path in models.items():
         argv += ["--ckpt", str(path.resolve()), "--name", name]
     if args.server_wait_ms is not None:
         argv += ["--max-wait-ms", str(args.server_wait_ms)]
-    process = subprocess.Popen(
-        argv, cwd=runner.folder, env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: list[str] = []
-    found: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            match = LISTENING.search(line)
-            if match:
-                found.put(match.group(1))
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited ({process.returncode}): {''.join(lines)[-800:]}")
-        if time.monotonic() > deadline:
-            stop_server(process)
-            raise RuntimeError(f"no 'listening on' line within 120 s: {''.join(lines)[-800:]}")
-        with suppress(queue.Empty):
-            url = found.get(timeout=0.2)
-            break
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    address = (host.strip("[]"), int(port))
-    while True:  # the socket is bound before uvicorn listens on it: wait until it answers (bounded)
-        try:
-            connection = http.client.HTTPConnection(*address, timeout=10)
-            connection.request("GET", "/api/models")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return process, address
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                stop_server(process)
-                raise RuntimeError(
-                    f"the server never answered /api/models: {''.join(lines)[-800:]}"
-                ) from None
-            time.sleep(0.1)
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    return argv
 
 
 def post(connection: http.client.HTTPConnection, path: str, body: dict) -> tuple[float, int, bytes]:
@@ -552,54 +500,50 @@ def server(args: argparse.Namespace, runner: Runner, data: Path) -> None:
         print_section("Warm single-request latency of `seqtasks serve`", [], [], [f"failed: {error}"])
         return
     start = time.perf_counter()
-    process = None
     try:
-        process, address = start_server(runner, models, args)
-        ready = time.perf_counter() - start
-        notes.append(
-            f"the server answered its first request {ready:.1f} s after its start ({len(models)} models)"
-        )
-        connection = http.client.HTTPConnection(*address, timeout=60)
-        for name, (kind, extra, texts) in inputs.items():
-            path = f"/api/{name}/{kind}"
-            times, failures = [], 0
-            for number in range(needed):
-                text = texts[number % len(texts)]
-                seconds, status, body = post(connection, path, {"text": text, **extra})
-                if status != 200:
-                    failures += 1
-                    if failures == 1:
-                        notes.append(f"{path}: HTTP {status} for {text[:60]!r}: {body[:200]!r}")
-                if number >= args.warmup:
-                    times.append(seconds * 1000)
-            words = statistics.mean(len(t.split()) for t in texts)
-            p50 = statistics.median(times)
-            if kind in ("tag", "classify"):
-                target, ok = (
-                    f"p50 < {LATENCY_TARGET_MS:.0f} ms",
-                    verdict(p50 < LATENCY_TARGET_MS and not failures),
-                )
-            else:
-                target, ok = "—", "—"
-            rows.append(
-                [
-                    f"`POST {path}`",
-                    f"{len(times)}",
-                    f"{words:.1f}",
-                    f"{p50:.1f}",
-                    f"{percentile(times, 0.95):.1f}",
-                    f"{max(times):.1f}",
-                    f"{failures}",
-                    target,
-                    ok,
-                ]
+        with served(server_command(runner, models, args), str(runner.folder), runner.env, 120) as server:
+            ready = time.perf_counter() - start
+            notes.append(
+                f"the server answered its first request {ready:.1f} s after its start ({len(models)} models)"
             )
-        connection.close()
+            connection = http.client.HTTPConnection(*server.address, timeout=60)
+            for name, (kind, extra, texts) in inputs.items():
+                path = f"/api/{name}/{kind}"
+                times, failures = [], 0
+                for number in range(needed):
+                    text = texts[number % len(texts)]
+                    seconds, status, body = post(connection, path, {"text": text, **extra})
+                    if status != 200:
+                        failures += 1
+                        if failures == 1:
+                            notes.append(f"{path}: HTTP {status} for {text[:60]!r}: {body[:200]!r}")
+                    if number >= args.warmup:
+                        times.append(seconds * 1000)
+                words = statistics.mean(len(t.split()) for t in texts)
+                p50 = statistics.median(times)
+                if kind in ("tag", "classify"):
+                    target, ok = (
+                        f"p50 < {LATENCY_TARGET_MS:.0f} ms",
+                        verdict(p50 < LATENCY_TARGET_MS and not failures),
+                    )
+                else:
+                    target, ok = "—", "—"
+                rows.append(
+                    [
+                        f"`POST {path}`",
+                        f"{len(times)}",
+                        f"{words:.1f}",
+                        f"{p50:.1f}",
+                        f"{percentile(times, 0.95):.1f}",
+                        f"{max(times):.1f}",
+                        f"{failures}",
+                        target,
+                        ok,
+                    ]
+                )
+            connection.close()
     except Exception as error:
         notes.append(f"failed: {type(error).__name__}: {error}")
-    finally:
-        if process is not None:
-            stop_server(process)
     print_section(
         "Warm single-request latency of `seqtasks serve`",
         [
