@@ -2,12 +2,15 @@
 
 ``FiniteLoss`` stops (or skips) a batch whose training loss is NaN or infinite; ``AtomicCheckpointIO`` writes
 every checkpoint through a temporary file beside it, so a kill never leaves a half-written ``last.ckpt``.
+``RandomState`` and ``RunIdentity`` put in the checkpoint what a resumed run needs to continue the same run:
+every rank's random number generators, and the logger's run id (read back by ``seqtasks fit --ckpt_path``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import socket
 from pathlib import Path
@@ -29,7 +32,33 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     saved too, so once the monitored metric stops improving ``last.ckpt`` stays at the best epoch and
     ``fit --ckpt_path last.ckpt`` silently resumes from there, repeating epochs. This subclass writes it
     after every validation, as the name promises; everything else is ``ModelCheckpoint``'s.
+
+    Args:
+        save_last_every_n_steps: also write ``last.ckpt`` every this many training steps, in the middle of
+            an epoch (None: only after validations and at the end). A kill then loses at most that many
+            steps; with ``RandomState`` and a dataloader that keeps its position, the resumed run continues
+            where the checkpoint was taken.
+        *args, **kwargs: ``ModelCheckpoint``'s.
     """
+
+    def __init__(self, *args: Any, save_last_every_n_steps: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if save_last_every_n_steps is not None and save_last_every_n_steps < 1:
+            raise ValueError(
+                "BestAndLastCheckpoint: save_last_every_n_steps must be at least 1 (or None), "
+                f"not {save_last_every_n_steps}"
+            )
+        if save_last_every_n_steps is not None and not self.save_last:
+            raise ValueError("BestAndLastCheckpoint: save_last_every_n_steps needs save_last: true")
+        self.save_last_every_n_steps = save_last_every_n_steps
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        every = self.save_last_every_n_steps
+        if every and trainer.global_step % every == 0:
+            self._save_latest(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -50,6 +79,152 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         # skipped in sanity checks, outside fit, and when this very step was saved already (with last.ckpt)
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def _rng_states() -> dict[str, Any]:
+    """This process's generators as plain data (``torch.load(weights_only=True)`` reads it back)."""
+    import numpy as np
+
+    version, keys, gauss = random.getstate()
+    name, np_keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "keys": list(keys), "gauss": gauss},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_states(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["keys"]), python["gauss"]))
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["name"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RandomState(pl.Callback):
+    """Keep every rank's random generators (python ``random``, numpy, torch, CUDA) in the checkpoint.
+
+    Dropout, word dropout and sampling draw from them, so without them a resumed run starts from the
+    weights of the checkpoint but draws other masks than the uninterrupted run would have: its losses
+    drift apart from the first step. Each rank's state is stored (gathered onto the checkpoint that rank 0
+    writes) and given back to the same rank. They are set again where the uninterrupted run went on from
+    the checkpoint: at once for one taken at an epoch's end (before the next epoch's dataloader iterator
+    draws its seed), at the next training batch for one taken in the middle of an epoch, unless the
+    training dataloader keeps its own position and random state (then it restores them). ``SeqTask`` also
+    reseeds torch at each epoch's first batch; this callback covers python's and numpy's generators, other
+    LightningModules and mid-epoch checkpoints.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        mine = _rng_states()
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            ranks: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(ranks, mine)  # every rank saves; rank 0 writes the file
+        else:
+            ranks = [mine]
+        # all batches of the epoch fetched: the checkpoint is at the epoch's end (after its validation)
+        epoch_end = bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
+        checkpoint.setdefault("callbacks", {})[self.state_key] = {"ranks": ranks, "epoch_end": epoch_end}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # written in on_save_checkpoint, which sees the trainer (and the other ranks)
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._world = (trainer.global_rank, trainer.world_size)  # Lightning calls load_state_dict next
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict if state_dict.get("ranks") else None
+        world, self._world = getattr(self, "_world", None), None
+        if self._pending is not None and self._pending["epoch_end"] and world is not None:
+            # now: the resumed fit builds its first dataloader iterator (which draws a seed) before any
+            # training hook, as the uninterrupted run did right after this checkpoint
+            self._restore(*world)
+
+    def _restore(self, rank: int, world_size: int) -> None:
+        pending, self._pending = self._pending, None
+        ranks = pending["ranks"]
+        if len(ranks) != world_size:
+            rank_zero_warn(
+                f"RandomState: the checkpoint holds the random state of {len(ranks)} process(es), this run "
+                f"has {world_size}; each rank takes rank (its rank mod {len(ranks)})'s state"
+            )
+        _set_rng_states(ranks[rank % len(ranks)])
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is not None and self._pending["epoch_end"]:  # restored without on_load_checkpoint
+            self._restore(trainer.global_rank, trainer.world_size)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._pending is None:
+            return
+        loader = trainer.train_dataloader
+        if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict"):
+            # a dataloader that keeps its position (seqtasks.data.batching.StatefulLoader) restores the
+            # generators itself, where its batches resume: setting them here again would undo its draws
+            self._pending = None
+            return
+        self._restore(trainer.global_rank, trainer.world_size)
+
+
+RUN_KEY = "seqtasks_run"
+"""Top-level checkpoint key of ``RunIdentity``: the logger's class, run id, save_dir and project."""
+
+
+class RunIdentity(pl.Callback):
+    """Write the run's identity (the first logger's class, version/run id, save_dir) into each checkpoint.
+
+    ``seqtasks fit --ckpt_path CKPT`` reads it back before the logger is built (``SeqtasksCLI``) and gives
+    the logger that id: a W&B run is resumed (``id`` + ``resume="allow"``), a CSV/TensorBoard run keeps its
+    ``version``, and the checkpoints directory (derived from save_dir/name/version) stays the same, so
+    ``ModelCheckpoint`` reloads its best score and best path instead of starting "best" afresh.
+    """
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if not trainer.loggers:
+            return
+        logger = trainer.loggers[0]
+        version = logger.version
+        if version is None:
+            return
+        checkpoint[RUN_KEY] = {
+            "logger": f"{type(logger).__module__}.{type(logger).__qualname__}",
+            "version": version if isinstance(version, (int, str)) else str(version),
+            "save_dir": None if logger.save_dir is None else str(logger.save_dir),
+            "name": None if logger.name is None else str(logger.name),
+        }
 
 
 class CheckpointReport(pl.Callback):

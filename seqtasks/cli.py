@@ -46,6 +46,10 @@ COMMANDS = {
         "seqtasks.commands.gradients",
         "the vanishing-gradient lab: accuracy and gradients vs distance",
     ),
+    "lab": (
+        "seqtasks.commands.lab",
+        "the lab: why not a plain network (length, cost, sharing, depth); lab gradients",
+    ),
 }
 
 DEBUG_FLAG = "--debug"

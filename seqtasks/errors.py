@@ -42,6 +42,7 @@ OWN_ERRORS = (
     ("seqtasks.inference.io", "InputError"),
     ("seqtasks.data.text", "EmptyTextError"),
     ("seqtasks.callbacks", "NonFiniteLossError"),
+    ("seqtasks.training", "DistributedRunError"),
 )
 """seqtasks' own error types (module, class): reported in a line, without a traceback. An error can only be
 of a type whose module is loaded, so the handler imports nothing."""

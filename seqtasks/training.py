@@ -2,11 +2,16 @@
 
 A recipe may build on another one: a top-level ``base: other.yaml`` (relative to the recipe) loads that
 file first, and the recipe then says only what differs (lists such as ``trainer.callbacks+:`` append).
+
+``fit --ckpt_path CKPT`` continues the run the checkpoint came from: the logger gets the run id stored in it
+(``seqtasks.callbacks.RunIdentity``), so the W&B run, the run directory and ModelCheckpoint's best stay.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +63,23 @@ class SeqtasksCLI(LightningCLI):
             "--base", type=str | None, default=None, help="The recipe this one builds on (loaded first)."
         )
         parser.add_argument(
+            "--distributed_timeout",
+            type=float | None,
+            default=None,
+            help="Seconds a process waits in a collective (all-reduce, barrier) for the others before it "
+            "stops with an error: a rank that died or hangs stops the run instead of blocking it forever. "
+            "Applies to the ddp strategies (None: Lightning's default, 30 minutes).",
+        )
+        parser.add_argument(
             "--predictions",
             type=str | None,
             default=None,
             help="predict: where the task's prediction writer writes (a file; a folder for music).",
         )
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            resume_run(self.config.fit)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         """The trainer; its checkpoints are written atomically unless the recipe names a ``CheckpointIO``."""
@@ -74,7 +91,28 @@ class SeqtasksCLI(LightningCLI):
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        timeout = self.config.get(self.subcommand, self.config).get("distributed_timeout")
+        if timeout is not None:
+            config["strategy"] = with_timeout(config.get("strategy", "auto"), timeout)
         return super()._instantiate_trainer(config, callbacks)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except Exception as error:
+            if self.trainer.world_size > 1 and is_collective_failure(error):
+                raise DistributedRunError(self._failure_message(error)) from error
+            raise
+
+    def _failure_message(self, error: BaseException) -> str:
+        last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+        resume = f"resume with `--ckpt_path {last}`" if last else "no last.ckpt was written to resume from"
+        where = f"process {self.trainer.global_rank} of {self.trainer.world_size}"
+        return (
+            f"{where}: a collective operation failed, so another process of this run died, hung or was "
+            f"killed (out of memory, a node lost). The run stops; {resume}. "
+            f"The error: {type(error).__name__}: {str(error).strip()[:400]}"
+        )
 
     def before_predict(self) -> None:
         path = self.config.get("predict", {}).get("predictions")
@@ -95,6 +133,71 @@ class SeqtasksCLI(LightningCLI):
                 self.trainer.checkpoint_callback, "best_model_path", ""
             )
             self.trainer.test(self.model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+
+
+class DistributedRunError(RuntimeError):
+    """A collective of a multi-process run failed or timed out: another process is gone or stuck."""
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failed or timed-out collective (gloo/NCCL: a peer closed, died or hung)."""
+    import torch.distributed as dist
+
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    text = str(error).lower()
+    markers = ("gloo", "nccl", "connection closed by peer", "connection reset", "timed out", "broken pipe")
+    return isinstance(error, RuntimeError) and any(marker in text for marker in markers)
+
+
+def with_timeout(strategy: Any, seconds: float) -> Any:
+    """``strategy`` (a ``ddp*`` name or a ``DDPStrategy``) whose collectives give up after ``seconds``."""
+    from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+
+    if seconds <= 0:
+        raise ValueError(f"distributed_timeout must be a positive number of seconds, not {seconds}")
+    timeout = timedelta(seconds=seconds)
+    if isinstance(strategy, str) and strategy in StrategyRegistry:
+        entry = StrategyRegistry[strategy]
+        if issubclass(entry["strategy"], DDPStrategy):  # "ddp", "ddp_spawn", "ddp_find_unused_...", ...
+            return entry["strategy"](**{**entry["init_params"], "timeout": timeout})
+    if isinstance(strategy, DDPStrategy):
+        strategy._timeout = timeout  # a recipe's own DDPStrategy: the setting wins over its timeout
+    return strategy  # one process (auto, a single device): there is no collective to time out
+
+
+def resume_run(config: Any) -> None:
+    """Before ``fit --ckpt_path CKPT`` builds its logger: give it the run id ``CKPT`` was written under.
+
+    A logger that names its own id/version keeps it; a checkpoint without ``RunIdentity``'s record, or
+    written under another logger class, changes nothing.
+    """
+    from seqtasks.callbacks import RUN_KEY
+
+    path = config.get("ckpt_path")
+    if not path or path in ("last", "best", "hpc", "registry") or not os.path.isfile(path):
+        return
+    import torch
+
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(RUN_KEY)
+    except (OSError, RuntimeError, pickle.UnpicklingError):
+        return  # not this function's to report: Lightning's restore names the unreadable checkpoint
+    logger = config.get("trainer", {}).get("logger")
+    if not record or logger is None or isinstance(logger, bool):
+        return
+    first = logger[0] if isinstance(logger, list) else logger
+    class_path = str(first.get("class_path") or "")
+    if class_path.rsplit(".", 1)[-1] != record["logger"].rsplit(".", 1)[-1]:  # a re-export names it too
+        return
+    init_args = first.get("init_args")
+    if init_args is None:
+        return
+    if class_path.endswith("WandbLogger"):
+        if not (init_args.get("id") or init_args.get("version")):
+            init_args["id"] = str(record["version"])
+    elif "version" in init_args and init_args.get("version") is None:
+        init_args["version"] = record["version"]
 
 
 def default_wandb_mode() -> None:

@@ -28,6 +28,7 @@ RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if p != BASE)
 TEXT_DATA = "seqtasks.data.TextClassificationDataModule"
 PIANO_ROLL_DATA = "seqtasks.data.music.PianoRollDataModule"
 BACH_DATA = "seqtasks.data.music.BachChoralesDataModule"
+MIDI_FOLDER_DATA = "seqtasks.data.midi_folder.MidiFolderDataModule"
 TAGGING_DATA = "seqtasks.data.TokenTaggingDataModule"
 TRANSLATION_DATA = "seqtasks.data.translation.TranslationDataModule"
 
@@ -43,6 +44,8 @@ def merge(base: Any, override: Any) -> Any:
     """``override`` on top of ``base`` as LightningCLI merges config files (``key+:`` appends to a list)."""
     if not (isinstance(base, dict) and isinstance(override, dict)):
         return override
+    if "class_path" in override and override["class_path"] != base.get("class_path"):
+        return override  # another class: jsonargparse drops the base's init_args too
     merged = dict(base)
     for key, value in override.items():
         if key.endswith("+"):
@@ -105,6 +108,10 @@ def tiny_data_args(
     if data_class == BACH_DATA:  # music21's bundled corpus: a few pieces
         return ["--data.init_args.max_pieces", "4", "--data.init_args.validation_fraction", "0.25",
                 "--data.init_args.test_fraction", "0.25"]  # fmt: skip
+    if data_class == MIDI_FOLDER_DATA:  # a few generated MIDI files (and a broken one, reported)
+        from fixtures.music import make_tiny_midi_folder
+
+        return ["--data.init_args.folder", str(make_tiny_midi_folder(tmp_path / "midi"))]
     if data_class == TAGGING_DATA:  # tokens + IOB2 tags, the layout of SEQTASKS_DATA_DIR/conll2003
         from fixtures.ner import make_tiny_ner
 

@@ -1,4 +1,5 @@
-"""Analysis tools: the gradient probe and long-range dependency tasks (the vanishing-gradient lab)."""
+"""Analysis tools: the gradient probe and long-range tasks (the vanishing-gradient lab), and the plain-network
+lab (`seqtasks lab`: plain, costs, depth, plain_lab, plain_report)."""
 
 from seqtasks.analysis.gradients import (
     GradientProfile,

@@ -1,12 +1,15 @@
-"""Sample a piece from a music checkpoint: a MIDI file, and its piano-roll PNG beside it.
+"""Sample a piece from a music checkpoint: a MIDI file, its piano-roll PNG beside it, and (``--wav``) audio.
 
-seqtasks generate --ckpt best.ckpt --out piece.mid --seed 1 --top-p 0.9 --min-steps 300
-The same checkpoint, settings and seed give the same file. Prints the MIDI path, the note count, the PNG path.
+seqtasks generate --ckpt best.ckpt --out piece.mid --seed 1 --top-p 0.9 --min-steps 300 --wav
+The same checkpoint, settings and seed give the same file. Prints the MIDI path, the note count, the PNG path
+(and the WAV path). One-to-many: from nothing (no ``--primer``) a whole piece; with ``--primer`` a
+continuation of the primer's notes, which the piece starts with.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -23,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-steps", type=int, default=0, help="event models: no end before N new tokens")
     parser.add_argument("--tempo", type=float, default=90.0, help="tempo of the MIDI file, quarter notes/min")
+    parser.add_argument("--wav", action="store_true", help="also write the piece as audio (OUT with .wav)")
+    parser.add_argument("--sample-rate", type=int, default=22050, help="sample rate of the WAV file (Hz)")
+    parser.add_argument(
+        "--soundfont", default=None, help="render the WAV with fluidsynth and this .sf2 (default: sine tones)"
+    )
 
 
 def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -53,3 +61,10 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     title = composer.title(options.seed, options.temperature)
     midi, png = composer.save(options.out, notes, options.tempo, title=title, primer=primer)
     print(f"{midi}\t{len(notes)} notes\n{png}")
+    if options.wav:
+        wav = os.path.splitext(midi)[0] + ".wav"
+        try:
+            composer.render_wav(notes, wav, options.sample_rate, options.tempo, options.soundfont)
+        except ValueError as error:
+            raise SystemExit(f"seqtasks generate: --wav: {error}") from None
+        print(wav)

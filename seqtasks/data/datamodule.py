@@ -26,9 +26,16 @@ import datasets
 import lightning.pytorch as pl
 import torch
 from datasets.distributed import split_dataset_by_node
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import StreamingBatches, bucket_batches, bucket_loader
+from seqtasks.data.batching import (
+    PositionedBatches,
+    StreamingBatches,
+    bucket_batches,
+    bucket_loader,
+    stream_loader,
+)
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
 from seqtasks.inference.io import split_lines
@@ -49,8 +56,11 @@ class SeqDataModule(pl.LightningDataModule):
         test_split: the test split's name, or None.
         seed: seed of the held-out choice and of shuffling (with the epoch).
         pool_batches: batches' worth of examples sorted by length together.
-        shuffle_buffer: streaming shuffle buffer (examples).
-        num_workers: DataLoader workers (map-style); 0 is usually fastest on a 2-core machine.
+        shuffle_buffer: streaming shuffle: the training stream is read in chunks of this many examples,
+            each shuffled (a chunk, unlike a sliding buffer, can be read again exactly on resume).
+        num_workers: DataLoader workers. Map-style they collate; streamed they also read and encode,
+            each its own shards of the rank's share (the log says which). 0 is usually fastest on a
+            2-core machine.
         predict_file: a file of inputs for the predict stage (``seqtasks predict``), read by
             :meth:`read_predict_rows`; None predicts the test split.
     """
@@ -318,8 +328,8 @@ class SeqDataModule(pl.LightningDataModule):
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle a streamed training set for ``epoch`` (Lightning does not for IterableDatasets)."""
         loader = getattr(self, "_train_loader", None)
-        if loader is not None and isinstance(loader.dataset, StreamingBatches):
-            loader.dataset.set_epoch(epoch)
+        if loader is not None and isinstance(loader.dataset, PositionedBatches):
+            loader.dataset.batches.set_epoch(epoch)
 
     # ---- loaders --------------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:
@@ -337,14 +347,16 @@ class SeqDataModule(pl.LightningDataModule):
             return bucket_loader(data.with_format(None), sampler, self.collate, self.num_workers)
         rank, world = self._rank_world()
         stream = data
-        num_batches = None
-        if world > 1:
-            # Split first, then shuffle within the rank: each rank's share (whole shards, or every
-            # world-th example) is then the same every epoch, so the batch count computed once holds.
-            num_batches = self._batches_per_rank(stream, split, world)
-            stream = split_dataset_by_node(stream, rank=rank, world_size=world)
+        # Every rank must give the same number of batches (DDP waits otherwise), and the train loader
+        # needs its length to checkpoint its position exactly (Lightning prefetches from loaders without).
+        num_batches = self._batches_per_rank(stream, split, world) if world > 1 or train else None
+        shares = 1  # ranks sharing one unsplit stream, 1 row in ``shares`` of each chunk to each
+        if world > 1 and data.num_shards % world == 0:
+            stream = split_dataset_by_node(stream, rank=rank, world_size=world)  # whole shards per rank
+        elif world > 1:
+            shares = world
         if train:
-            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+            self._log_work_split(data.num_shards, rank, world)
         batches = StreamingBatches(
             stream,
             self.collate,
@@ -353,25 +365,56 @@ class SeqDataModule(pl.LightningDataModule):
             shuffle=train,
             seed=self.seed,
             num_batches=num_batches,
+            shuffle_buffer=self.shuffle_buffer if train else 0,
+            rank=rank if shares > 1 else 0,
+            world=shares,
         )
-        return DataLoader(batches, batch_size=None, num_workers=0)
+        return stream_loader(batches, self.num_workers)
+
+    def _log_work_split(self, shards: int, rank: int, world: int) -> None:
+        """Say (once, on rank 0) which shards each rank and worker reads; warn when some read nothing.
+
+        Whole shards per rank when they divide evenly (``split_dataset_by_node``), else every rank reads
+        every shard and keeps 1 row in ``world`` of each shuffled chunk; then ``datasets`` gives each
+        worker of a rank every ``workers``-th of the rank's shards. Shard numbers are positions in
+        the epoch's shard order (permuted each epoch).
+        """
+        message = describe_work_split(shards, world, self.num_workers)
+        rank_zero_info(message)
+        if shards < world * max(1, self.num_workers):
+            rank_zero_warn(
+                f"the training stream has {shards} shard(s) for {world} rank(s) x {max(1, self.num_workers)} "
+                f"worker(s): some workers read nothing; split the data into at least "
+                f"{world * max(1, self.num_workers)} files (a multiple of it balances the work)"
+            )
 
     def _batches_per_rank(self, stream: Any, split: str, world: int) -> int:
-        """The batch count every rank must yield so that no rank waits for another."""
+        """The batch count every rank gives (padded up to it), a bound that holds every epoch.
+
+        Each epoch permutes the shards before they are split across ranks, and each worker cuts its own
+        last short batch, so the bound allows for the largest shards landing on one rank and one short
+        batch per worker.
+        """
+        readers = max(1, self.num_workers)
+        rows = None
         if split == "train":
             rows = self.prepared["train_rows"] - (
                 self.prepared["held_out_rows"] if self.carves_validation else 0
             )
+        shards = stream.num_shards
+        if world == 1 and rows is not None:
+            most = rows
+        elif shards % world != 0:  # example-level interleave across ranks
+            if rows is None:
+                rows = sum(1 for _ in stream)
+            most = math.ceil(rows / world) + (readers if readers > 1 else 0)
         else:
-            rows = None
-        if rows is not None and stream.num_shards % world != 0:
-            most = math.ceil(rows / world)  # example-level interleave across ranks
-        else:
-            counts = [
-                sum(1 for _ in split_dataset_by_node(stream, rank=r, world_size=world)) for r in range(world)
+            per_shard = [
+                sum(1 for _ in stream.shard(num_shards=shards, index=i, contiguous=True))
+                for i in range(shards)
             ]
-            most = max(counts)
-        return math.ceil(most / self.batch_size)
+            most = sum(sorted(per_shard, reverse=True)[: shards // world])
+        return math.ceil(most / self.batch_size) + readers - 1
 
     def train_dataloader(self) -> DataLoader:
         self._train_loader = self._loader("train", train=True)
@@ -439,6 +482,23 @@ class SeqDataModule(pl.LightningDataModule):
         """One row of a file to predict → one example; a task whose rows carry labels encodes them only
         when present (a predict file may hold gold labels, e.g. a CoNLL file, or none)."""
         return self.encode_row(row, index, source)
+
+
+def describe_work_split(shards: int, world: int, workers: int) -> str:
+    """How ``datasets`` splits a stream of ``shards`` shards over ``world`` ranks x ``workers`` workers."""
+    readers = max(1, workers)
+    parts = []
+    for rank in range(world):
+        if shards % world == 0:
+            mine, how = list(range(rank, shards, world)), "shards"
+        else:
+            mine, how = list(range(shards)), f"1 row in {world} of each chunk of shards"
+        split = ", ".join(f"worker {w}: {mine[w::readers]}" for w in range(readers))
+        parts.append(f"rank {rank}: {how} {mine} ({split})")
+    return (
+        f"streamed training data, {shards} shards over {world} rank(s) x {readers} reader(s): "
+        + "; ".join(parts)
+    )
 
 
 def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:

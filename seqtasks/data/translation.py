@@ -12,6 +12,9 @@ back into text, for the DataModule's batches and for inference (:mod:`seqtasks.i
 
 from __future__ import annotations
 
+import itertools
+import json
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +23,7 @@ import torch
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
+from seqtasks.data.sources import cache_dir
 from seqtasks.data.translation_codec import (
     SubwordModel,
     TranslationCodec,
@@ -160,22 +164,42 @@ class TranslationDataModule(SeqDataModule):
         super().check_columns(data, split)
 
     def build_prepared(self, rows: Iterator[tuple[int, dict[str, Any]]], source: str) -> dict[str, Any]:
-        sources, targets = [], []
-        for index, row in rows:
-            src, tgt = self.pair(row, index, source)
-            sources.append(src)
-            targets.append(tgt)
-        if not sources:
-            raise DataError(source, "no training rows to train the tokenizers on")
-        train = lambda texts: train_subword_tokenizer(  # noqa: E731
-            texts, self.subword_vocab_size, self.tokenizer, self.min_frequency
-        )
+        """Train the tokenizers on the training rows, streamed: memory does not grow with the corpus.
+
+        A joint tokenizer reads each pair's two texts in turn (the same tokenizer as training on all
+        sources, then all targets: BPE and unigram training count words, so the order does not matter);
+        separate ones read the sources while the targets are spooled to a temporary file, read back for
+        the target tokenizer.
+        """
+        pairs = 0
+
+        def texts(spool: Any = None) -> Iterator[str]:
+            nonlocal pairs
+            for index, row in rows:
+                src, tgt = self.pair(row, index, source)
+                pairs += 1
+                yield src
+                if spool is None:
+                    yield tgt
+                else:
+                    spool.write(json.dumps(tgt, ensure_ascii=False) + "\n")
+
+        def train(texts: Iterator[str]) -> str:
+            first = next(texts, None)
+            if first is None:
+                raise DataError(source, "no training rows to train the tokenizers on")
+            return train_subword_tokenizer(
+                itertools.chain([first], texts), self.subword_vocab_size, self.tokenizer, self.min_frequency
+            )
+
         if self.joint_vocabulary:
-            joint = train(sources + targets)
-            source_json, target_json = joint, joint
+            source_json = target_json = train(texts())
         else:
-            source_json, target_json = train(sources), train(targets)
-        return {"source_tokenizer": source_json, "target_tokenizer": target_json, "pairs": len(sources)}
+            with tempfile.TemporaryFile("w+", encoding="utf-8", dir=cache_dir()) as spool:
+                source_json = train(texts(spool))
+                spool.seek(0)
+                target_json = train(json.loads(line) for line in spool)
+        return {"source_tokenizer": source_json, "target_tokenizer": target_json, "pairs": pairs}
 
     # ---- rows → examples ---------------------------------------------------------------------------
     def _has_target(self, row: dict[str, Any]) -> bool:

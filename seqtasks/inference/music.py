@@ -8,7 +8,7 @@ all call it::
     composer = Composer.from_checkpoint("best.ckpt")
     notes = composer.generate(steps=300, temperature=0.9, top_p=0.9, seed=1, min_steps=200)
     midi_path, png_path = composer.save("piece.mid", notes, title=composer.title(1, 0.9))
-    wav = composer.render_wav(notes)                    # WAV bytes (sine tones, pretty_midi's synthesizer)
+    wav = composer.render_wav(notes, "piece.wav")       # WAV (sine tones; fluidsynth with soundfont=...)
 
 The predict stage (``seqtasks predict`` on a music recipe) writes one ``sample-<seed>.mid`` (+ ``.png``) per
 seed through :class:`MidiWriter`.
@@ -170,23 +170,46 @@ class Composer:
         path: str | os.PathLike | None = None,
         sample_rate: int = 22050,
         tempo: float = 90.0,
+        soundfont: str | os.PathLike | None = None,
     ) -> bytes:
         """``notes`` played as a mono 16-bit WAV: its bytes, also written to ``path`` when given.
 
         The MIDI file of :meth:`midi_bytes` is rendered by pretty_midi's synthesizer (a sine wave per
-        note: no SoundFont needed), normalised to 0.9 of full scale. An empty piece gives a short silence.
+        note: no SoundFont needed), or by fluidsynth with ``soundfont`` (a ``.sf2`` file; needs the
+        ``pyfluidsynth`` package), normalised to 0.9 of full scale. An empty piece gives a short silence.
         """
-        return render_wav(self.midi_bytes(notes, tempo), path, sample_rate)
+        return render_wav(self.midi_bytes(notes, tempo), path, sample_rate, soundfont)
 
 
-def render_wav(midi: bytes, path: str | os.PathLike | None = None, sample_rate: int = 22050) -> bytes:
-    """A MIDI file's bytes → mono 16-bit PCM WAV bytes (pretty_midi's sine synthesizer)."""
+def render_wav(
+    midi: bytes,
+    path: str | os.PathLike | None = None,
+    sample_rate: int = 22050,
+    soundfont: str | os.PathLike | None = None,
+) -> bytes:
+    """A MIDI file's bytes → mono 16-bit PCM WAV bytes (pretty_midi's sine synthesizer, or fluidsynth).
+
+    Raises:
+        ValueError: a sample rate below 1 kHz, a SoundFont that is not a file, or fluidsynth missing.
+    """
     import numpy as np
     import pretty_midi
 
     if sample_rate < 1000:
         raise ValueError(f"sample_rate must be at least 1000 Hz, got {sample_rate}")
-    audio = pretty_midi.PrettyMIDI(io.BytesIO(midi)).synthesize(fs=sample_rate)
+    piece = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    if soundfont is not None:
+        if not os.path.isfile(soundfont):
+            raise ValueError(f"{soundfont}: no such SoundFont file")
+        try:
+            audio = piece.fluidsynth(fs=sample_rate, sf2_path=os.fspath(soundfont))
+        except ImportError as error:
+            raise ValueError(
+                f"rendering with a SoundFont needs fluidsynth and the pyfluidsynth package ({error}); "
+                "leave the SoundFont out for the built-in sine synthesizer"
+            ) from None
+    else:
+        audio = piece.synthesize(fs=sample_rate)
     if audio.size == 0:
         audio = np.zeros(sample_rate // 10)
     peak = float(np.abs(audio).max())

@@ -5,8 +5,15 @@ arguments; a recipe names one by class path under ``model.init_args.network``.
 """
 
 from seqtasks.networks.classifier import ClassifierNetwork
-from seqtasks.networks.music import EventNetwork, PianoRollNetwork
+from seqtasks.networks.music import EventNetwork, PianoRollNADENetwork, PianoRollNetwork
 from seqtasks.networks.seq2seq import Seq2SeqNetwork
 from seqtasks.networks.tagger import TaggerNetwork
 
-__all__ = ["ClassifierNetwork", "EventNetwork", "PianoRollNetwork", "Seq2SeqNetwork", "TaggerNetwork"]
+__all__ = [
+    "ClassifierNetwork",
+    "EventNetwork",
+    "PianoRollNADENetwork",
+    "PianoRollNetwork",
+    "Seq2SeqNetwork",
+    "TaggerNetwork",
+]

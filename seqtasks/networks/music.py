@@ -3,6 +3,9 @@
 * :class:`PianoRollNetwork` (Boulanger-Lewandowski et al. 2012): the key frame at step t → input
   projection → unidirectional encoder → one logit per key, independent Bernoulli predictions of frame
   t+1. Every frame of a piece is predicted (the first from an all-silent start frame).
+* :class:`PianoRollNADENetwork` (the RNN-NADE of Boulanger-Lewandowski et al. 2012): the same recurrent
+  path, but the encoder state produces the biases of a :class:`~seqtasks.nn.nade.ConditionalNADE` that
+  models the keys of frame t+1 jointly (exact NLL by the chain rule over keys; ancestral sampling).
 * :class:`EventNetwork`: embedding → unidirectional encoder → softmax over event tokens
   (:mod:`seqtasks.music.events`).
 
@@ -20,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seqtasks.encoders.base import RecurrentEncoder, State, require_unidirectional
+from seqtasks.nn.nade import ConditionalNADE
 from seqtasks.nn.sampling import check_sampling, sample_bernoulli, sample_categorical
 
 
@@ -56,16 +60,29 @@ class PianoRollNetwork(nn.Module):
         require_unidirectional(self.encoder, type(self).__name__)
         _check_width(self.encoder, width, "input width")
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.output_size, num_keys)
+        self.head = self.build_head(self.encoder.output_size, num_keys)
+
+    def build_head(self, width: int, num_keys: int) -> nn.Module:
+        """The output layer on the encoder's outputs: one logit per key."""
+        return nn.Linear(width, num_keys)
 
     def inputs(self, frames: Tensor) -> Tensor:
         return self.input_dropout(self.input_projection(frames))
 
+    def conditions(self, rolls: Tensor, lengths: Tensor) -> Tensor:
+        """The (dropped-out) encoder outputs ``(B, T, H)``: position t has read frames ``0 … t-1``."""
+        shifted = torch.cat([rolls.new_zeros(rolls.size(0), 1, self.num_keys), rolls[:, :-1]], dim=1)
+        return self.dropout(self.encoder(self.inputs(shifted), lengths=lengths).outputs)
+
     def forward(self, rolls: Tensor, lengths: Tensor) -> Tensor:
         """Logits ``(B, T, K)``: position t predicts frame t from frames ``0 … t-1``."""
-        shifted = torch.cat([rolls.new_zeros(rolls.size(0), 1, self.num_keys), rolls[:, :-1]], dim=1)
-        encoded = self.encoder(self.inputs(shifted), lengths=lengths)
-        return self.head(self.dropout(encoded.outputs))
+        return self.head(self.conditions(rolls, lengths))
+
+    def sample_frame(
+        self, out: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+    ) -> Tensor:
+        """One frame ``(1, K)`` drawn given the encoder output ``out`` ``(1, H)``."""
+        return sample_bernoulli(self.head(out).cpu(), temperature, top_k, generator).to(out.device)
 
     def nll(self, rolls: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(NLL summed over keys and real frames, real frame count, logits, frame mask)``."""
@@ -89,7 +106,7 @@ class PianoRollNetwork(nn.Module):
         (:func:`seqtasks.nn.modes.eval_mode`).
         """
         check_sampling(temperature, top_k, None)
-        device = self.head.weight.device
+        device = self._device()
         state: State | None = None
         frame = torch.zeros(1, self.num_keys, device=device)
         for known in primer.to(device):
@@ -98,10 +115,54 @@ class PianoRollNetwork(nn.Module):
         sampled = []
         for _ in range(steps):
             out, state = self.encoder.step(self.inputs(frame), state)
-            logits = self.head(out)
-            frame = sample_bernoulli(logits.cpu(), temperature, top_k, generator).to(device)
+            frame = self.sample_frame(out, temperature, top_k, generator)
             sampled.append(frame[0].cpu())
         return torch.stack(sampled) if sampled else torch.zeros(0, self.num_keys)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class PianoRollNADENetwork(PianoRollNetwork):
+    """RNN-NADE (Boulanger-Lewandowski et al. 2012): the keys of each frame modelled jointly.
+
+    The encoder's output at step t (having read frames ``0 … t-1``) gives the visible and hidden biases of
+    a NADE over the 88 keys of frame t; the NADE's weights are shared over time. ``forward`` returns the
+    teacher-forced conditional logits ``logit p(v_i = 1 | v_<i, past)``, so the inherited :meth:`nll` (binary
+    cross-entropy summed over keys) is the exact NLL of each frame, and sampling draws key by key.
+
+    Args:
+        num_keys: keys per frame (88 for the piano).
+        encoder: a unidirectional recurrent encoder, built with the input projection's width.
+        nade_hidden: the NADE's hidden units.
+        input_dim: width of the projection of each frame; None feeds the frame to the encoder as is.
+        input_dropout: dropout on the (projected) input frames.
+        dropout: dropout on the encoder's outputs before they produce the NADE's biases.
+    """
+
+    def __init__(
+        self,
+        num_keys: int,
+        encoder: Callable[[int], RecurrentEncoder],
+        nade_hidden: int = 150,
+        input_dim: int | None = None,
+        input_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        self.nade_hidden = nade_hidden
+        super().__init__(num_keys, encoder, input_dim, input_dropout, dropout)
+
+    def build_head(self, width: int, num_keys: int) -> nn.Module:
+        return ConditionalNADE(num_keys, self.nade_hidden, width)
+
+    def forward(self, rolls: Tensor, lengths: Tensor) -> Tensor:
+        """Conditional logits ``(B, T, K)`` of frame t's keys, each given the keys below it and the past."""
+        return self.head(self.conditions(rolls, lengths), rolls)
+
+    def sample_frame(
+        self, out: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+    ) -> Tensor:
+        return self.head.sample(out, temperature, top_k, generator)
 
 
 class EventNetwork(nn.Module):

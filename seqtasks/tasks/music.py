@@ -215,10 +215,12 @@ class EventComposer(GeneratesForPredict, SeqTask):
 
 
 class MusicSample(pl.Callback):
-    """At the end of fit, sample a piece from the best checkpoint and write ``samples/sample.mid`` + ``.png``.
+    """At the end of fit, sample a piece from the best checkpoint and write ``samples/sample.mid``, ``.png``
+    and ``.wav``.
 
     The files go into the run directory (beside ``checkpoints/``) and their paths are printed; the piano
-    roll is also logged as the figure ``sample/piano_roll`` (to W&B, or as a PNG beside the logs).
+    roll is also logged as the figure ``sample/piano_roll`` (to W&B, or as a PNG beside the logs), and the
+    audio as ``sample/audio`` (W&B) — the media of the run.
 
     Args:
         steps: new steps (event tokens or frames) at most; the model's default when None.
@@ -228,6 +230,8 @@ class MusicSample(pl.Callback):
         seed: sampling seed.
         min_steps: an event model may not end the piece before this many new tokens.
         name: file name without extension.
+        audio: also write (and log) the WAV rendering (pretty_midi's sine synthesizer).
+        sample_rate: its sample rate in Hz.
     """
 
     def __init__(
@@ -239,8 +243,15 @@ class MusicSample(pl.Callback):
         seed: int = 1,
         min_steps: int = 0,
         name: str = "sample",
+        audio: bool = True,
+        sample_rate: int = 16000,
     ) -> None:
         check_sampling(temperature, top_k, top_p)
+        if sample_rate < 1000:
+            raise ValueError(f"sample_rate must be at least 1000 Hz, got {sample_rate}")
+        self.audio = audio
+        self.sample_rate = sample_rate
+        self.wav_path: str | None = None
         self.steps = steps
         self.temperature = temperature
         self.top_k = top_k
@@ -268,3 +279,18 @@ class MusicSample(pl.Callback):
         log_figure(
             pl_module, "sample/piano_roll", piano_roll_figure(notes, composer.steps_per_quarter, title)
         )
+        if self.audio:
+            self.wav_path = os.path.join(folder, f"{self.name}.wav")
+            composer.render_wav(notes, self.wav_path, sample_rate=self.sample_rate)
+            print(f"sample/wav: {self.wav_path}", flush=True)
+            log_audio(trainer, "sample/audio", self.wav_path, self.sample_rate, title)
+
+
+def log_audio(trainer: pl.Trainer, key: str, path: str, sample_rate: int, caption: str) -> None:
+    """Log a WAV file to every W&B logger of ``trainer`` (other loggers keep the file beside the run)."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            audio = wandb.Audio(path, sample_rate=sample_rate, caption=caption)
+            logger.experiment.log({key: audio, "trainer/global_step": trainer.global_step})

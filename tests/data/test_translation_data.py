@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from fixtures.translation import make_tiny_parallel
@@ -130,3 +131,26 @@ def test_empty_text_is_refused_in_training_and_at_inference(tmp_path: Path, text
         data.encode_row({"en": text, "hi": "एक बिल्ली"}, 5, "train")
     with pytest.raises(ValueError, match="non-empty text"):
         data.codec.encode_source(text)
+
+
+@pytest.mark.parametrize("joint", [True, False])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_prepare_streams_the_texts_and_trains_the_same_tokenizers(
+    tmp_path: Path, joint: bool, streaming: bool
+) -> None:
+    """The prepare step reads the texts as a stream (no list of the corpus), and its tokenizers equal those
+    trained on the lists of all sources and targets: a joint tokenizer does not depend on the texts' order."""
+    root = make_tiny_parallel(tmp_path / "mt")
+    data = TranslationDataModule(
+        str(root), streaming=streaming, joint_vocabulary=joint, subword_vocab_size=60, min_frequency=1
+    )
+    prepared = data.prepared
+    rows = list(datasets.load_dataset(str(root), split="train"))
+    sources, targets = [r["en"] for r in rows], [r["hi"] for r in rows]
+    train = lambda texts: train_subword_tokenizer(texts, 60, "bpe", 1)  # noqa: E731
+    if joint:
+        assert prepared["source_tokenizer"] == prepared["target_tokenizer"] == train(sources + targets)
+    else:
+        assert prepared["source_tokenizer"] == train(sources)
+        assert prepared["target_tokenizer"] == train(targets)
+    assert prepared["pairs"] == len(rows) == 160
