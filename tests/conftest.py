@@ -24,7 +24,8 @@ FILLER = ["the", "film", "was", "a", "plot", "actors", "it", "story", "and", "th
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own cache dir, W&B disabled and the Hub offline; the real data dir is kept."""
+    """Every test gets its own cache dir, W&B disabled (and no W&B service of an earlier test) and the Hub
+    offline; the real data dir is kept."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("SEQTASKS_CACHE_DIR", str(cache))
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -32,6 +33,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(cache / "hf_home"))
+    # an in-process W&B run of an earlier test leaves its service's address here; a `seqtasks fit`
+    # subprocess that inherited it would share that service (and its run ids) instead of starting its own
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
     return cache
 
 

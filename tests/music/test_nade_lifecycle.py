@@ -55,6 +55,7 @@ def test_nade_fit_logs_media_then_generate_writes_midi_png_and_wav(
     # the W&B run (offline) holds the sample's picture and its audio as media
     media = [p.suffix for p in (tmp_path / "run").rglob("media/**/*") if p.is_file()]
     assert ".png" in media and ".wav" in media, media
+    wandb.teardown()  # stop this process's W&B service: later tests' subprocesses must not find it
     ckpt = next((tmp_path / "run").rglob("best-*.ckpt"))
     task = load_task(str(ckpt))
     assert isinstance(task, PianoRollComposer) and isinstance(task.network, PianoRollNADENetwork)
