@@ -38,6 +38,7 @@ def test_nade_fit_logs_media_then_generate_writes_midi_png_and_wav(
     monkeypatch.setenv("WANDB_SILENT", "true")
     import wandb
 
+    wandb.finish()
     wandb.teardown()  # wandb's process-wide settings may hold another test's WANDB_MODE=disabled
     main(
         ["fit", "--config", str(ROOT / "recipes" / "music-jsb-nade.yaml"),
@@ -55,7 +56,8 @@ def test_nade_fit_logs_media_then_generate_writes_midi_png_and_wav(
     # the W&B run (offline) holds the sample's picture and its audio as media
     media = [p.suffix for p in (tmp_path / "run").rglob("media/**/*") if p.is_file()]
     assert ".png" in media and ".wav" in media, media
-    wandb.teardown()  # stop this process's W&B service: later tests' subprocesses must not find it
+    wandb.finish()  # the fit's run (Lightning leaves it open), then this process's W&B service: later
+    wandb.teardown()  # tests must neither log into the run nor hand the service to their subprocesses
     ckpt = next((tmp_path / "run").rglob("best-*.ckpt"))
     task = load_task(str(ckpt))
     assert isinstance(task, PianoRollComposer) and isinstance(task.network, PianoRollNADENetwork)
