@@ -13,7 +13,7 @@ NER_VECTORS := runs/vectors/conll-imdb-100d.txt
 NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe vectors test test-fast lint format bench bench-inference clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench bench-inference bench-stream bench-scaling clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ bench-inference: install ## inference: files, server latency, cold start, ONNX (
 	$(BIN)/python benchmarks/inference.py $(if $(CLASSIFIER),--classifier $(CLASSIFIER)) \
 		$(if $(TAGGER),--tagger $(TAGGER)) $(if $(TRANSLATOR),--translator $(TRANSLATOR)) \
 		$(if $(MT_SET),--translation-set $(MT_SET)) $(if $(COMPOSER),--composer $(COMPOSER)) $(ARGS)
+
+bench-stream: install ## a 2M-pair streamed corpus through translation-iitb; 1 vs 2 processes (~40 min; ARGS="--quick")
+	$(BIN)/python benchmarks/stream_scale.py $(ARGS)
+
+bench-scaling: install ## scaling curves: tokens/s and memory vs length, batch, hidden size per cell; epoch vs corpus size (~7 min)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/scaling.py --threads 1 $(ARGS)
 
 clean: ## remove the virtual environment and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

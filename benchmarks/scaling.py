@@ -3,7 +3,7 @@
 Run on an otherwise idle machine (the corpus axis needs the data directory that holds ``reviews/imdb``):
 
     export SEQTASKS_DATA_DIR=/path/to/data
-    OMP_NUM_THREADS=1 python benchmarks/scaling.py --json scaling.json     # full grid, about 12 minutes
+    OMP_NUM_THREADS=1 python benchmarks/scaling.py --json scaling.json     # full grid, about 7 minutes
     python benchmarks/scaling.py --quick                                   # a smoke run, under a minute
     python benchmarks/scaling.py --from-json scaling.json                  # tables and figure again
 
@@ -461,6 +461,13 @@ def main(argv: list[str] | None = None) -> None:
             "steps": args.steps,
             "corpus_max_length": args.corpus_max_length,
         }
+        if not args.no_corpus:  # fail before the encoder axes, not minutes into the run
+            from seqtasks.data.sources import DATA_DIR_ENV, resolve
+
+            if resolve("stanfordnlp/imdb").kind != "local":
+                parser.error(
+                    f"the corpus axis reads reviews/imdb from {DATA_DIR_ENV}; set it or pass --no-corpus"
+                )
         results.update(encoder_axes(args, grid, base))
         if not args.no_corpus:
             results["corpus"] = corpus_axis(args, sizes)
