@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import make_review, write_split
+from fixtures.processes import run_bounded
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_epoch.py"
 MODES = ("map", "streaming")
@@ -31,18 +29,7 @@ TIMEOUT_S = 300
 
 def launch(command: list[str]) -> None:
     """Run a two-rank launcher; a hang (ranks waiting on each other) fails at the timeout, killing both."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    # a session of its own, so that a timeout also kills the rank Lightning spawned
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"no result in {TIMEOUT_S}s (ranks waiting on each other?):\n{output[-4000:]}")
-    assert process.returncode == 0, output[-4000:]
+    run_bounded(command, TIMEOUT_S)
 
 
 def run_ddp(dataset: Path, out: Path) -> dict[str, list[dict]]:

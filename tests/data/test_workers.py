@@ -8,16 +8,14 @@ timeout that kills the whole process group): a hang fails, it does not block the
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import make_review, write_split
+from fixtures.processes import run_bounded
 
 from seqtasks.data import TextClassificationDataModule
 from seqtasks.data.datamodule import describe_work_split
@@ -41,19 +39,8 @@ def _write(root: Path, shards: int, per_shard: int) -> Path:
 
 
 def _launch(dataset: Path, out: Path, *extra: str) -> tuple[str, list[dict[str, Any]]]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, str(SCRIPT), "--dataset", str(dataset), "--out", str(out), *extra]
-    # a session of its own, so that a timeout also kills the rank Lightning spawned and the workers
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"no result in {TIMEOUT_S}s (ranks or workers waiting?):\n{output[-4000:]}")
-    assert process.returncode == 0, output[-4000:]
+    output = run_bounded(command, TIMEOUT_S, waiting_on="ranks or workers waiting")
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
     return output, ranks
