@@ -13,7 +13,7 @@ NER_VECTORS := runs/vectors/conll-imdb-100d.txt
 NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe vectors test test-fast lint format bench bench-inference bench-stream bench-scaling clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench bench-options bench-inference bench-stream bench-scaling clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,22 @@ $(NER_VECTORS): | $(VENV)/.installed
 
 vectors: $(NER_VECTORS) ## word vectors for the NER recipes (SEQTASKS_DATA_DIR, else the Hub; ~10 min)
 
+# the forward and backward character LMs of recipes/ner-conll2003-lm.yaml (contextual string embeddings):
+# each trained by its recipe (~1.4 h on a 2-core CPU; LM_ARGS="--trainer.max_steps 300 ..." for a smoke run),
+# its best checkpoint (by validation NLL) copied to runs/lm/<recipe>.ckpt
+NER_LMS := runs/lm/lm-news-char.ckpt runs/lm/lm-news-char-backward.ckpt
+LM_ARGS ?=
+.PHONY: lms
+train-recipe: $(if $(filter ner-conll2003-lm,$(RECIPE)),$(NER_LMS))
+
+runs/lm/%.ckpt: | $(VENV)/.installed
+	$(BIN)/seqtasks fit --config recipes/$*.yaml --trainer.logger.init_args.save_dir runs/lm/$*-run $(LM_ARGS)
+	best=$$(find runs/lm/$*-run -name 'best-*.ckpt' -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-); \
+		test -n "$$best" || { echo "no best-*.ckpt under runs/lm/$*-run (did the run validate?)"; exit 1; }; \
+		cp "$$best" $@
+
+lms: $(NER_LMS) ## the two character LMs of ner-conll2003-lm (contextual string embeddings; ~3 h, when missing)
+
 test: install ## run the test suite (real-data tests run when SEQTASKS_DATA_DIR is set)
 	$(BIN)/python -m pytest
 
@@ -52,10 +68,11 @@ format: install ## ruff format and autofix
 	$(BIN)/ruff format seqtasks tests benchmarks
 	$(BIN)/ruff check --fix seqtasks tests benchmarks
 
-bench: install $(NER_VECTORS) ## throughput benchmarks (print tables; run on an otherwise idle machine)
-	$(BIN)/python benchmarks/encoder_paths.py
-	$(BIN)/python benchmarks/sentiment_throughput.py
-	$(BIN)/python benchmarks/ner_throughput.py
+bench: install $(NER_VECTORS) ## one table for the four tasks into benchmarks/RESULTS.md (idle machine; ~15 min; ARGS="--quick")
+	$(BIN)/python benchmarks/bench.py --results benchmarks/RESULTS.md $(ARGS)
+
+bench-options: install $(NER_VECTORS) ## what each speed option (fused/sparse optimizer, bf16, compile) buys a training step
+	$(BIN)/python benchmarks/speed_options.py $(ARGS)
 
 bench-inference: install ## inference: files, server latency, cold start, ONNX (CLASSIFIER= TAGGER= TRANSLATOR= COMPOSER= checkpoints)
 	$(BIN)/python benchmarks/inference.py $(if $(CLASSIFIER),--classifier $(CLASSIFIER)) \

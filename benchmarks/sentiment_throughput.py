@@ -66,11 +66,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def real_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What a batch's throughput counts by default: its real (unpadded) tokens, the sum of ``lengths``."""
+    return batch["lengths"].sum()
+
+
 class BatchTimer(pl.Callback):
     """Times training batches ``warmup .. last`` and records each batch's token count and loss."""
 
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, count: Callable[[dict], torch.Tensor] = real_tokens) -> None:
         self.warmup = warmup
+        self.count = count
         self.start: float | None = None
         self.end: float | None = None
         self.tokens: list[torch.Tensor] = []
@@ -82,7 +88,7 @@ class BatchTimer(pl.Callback):
         if batch_idx == self.warmup:
             sync(pl_module.device)
             self.start = time.perf_counter()
-        self.tokens.append(batch["lengths"].sum())
+        self.tokens.append(self.count(batch))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -106,9 +112,10 @@ class Run:
         return self.timed_tokens / self.seconds
 
 
-def build_cli(args: argparse.Namespace, root_dir: str):
+def build_cli(args: argparse.Namespace, root_dir: str, extra: tuple[str, ...] = ()):
     """The recipe's model, datamodule and trainer settings, with logging, checkpoints and validation off."""
     overrides = [
+        *extra,
         "--trainer.logger=false",
         "--trainer.callbacks=[]",
         "--trainer.enable_checkpointing=false",
@@ -123,9 +130,11 @@ def build_cli(args: argparse.Namespace, root_dir: str):
     return run_lightning(["--config", str(args.recipe), *overrides], run=False)
 
 
-def run_pipeline(cli: Any, template: pl.LightningModule, warmup: int) -> Run:
+def run_pipeline(
+    cli: Any, template: pl.LightningModule, warmup: int, count: Callable[[dict], torch.Tensor] = real_tokens
+) -> Run:
     model = copy.deepcopy(template)
-    timer = BatchTimer(warmup)
+    timer = BatchTimer(warmup, count)
     trainer = cli.instantiate_trainer(callbacks=[timer])
     trainer.fit(model, datamodule=cli.datamodule)
     if timer.start is None or timer.end is None:
@@ -151,6 +160,7 @@ def run_plain(
     warmup: int,
     loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+    count: Callable[[dict], torch.Tensor] = real_tokens,
 ) -> Run:
     """A fresh copy of the network ``template`` trained on ``batches`` in a plain loop: loss, backward,
     clip, step."""
@@ -175,7 +185,7 @@ def run_plain(
         losses.append(loss.detach())
     sync(device)
     seconds = time.perf_counter() - start
-    tokens = [int(batch["lengths"].sum()) for batch in batches]
+    tokens = [int(count(batch)) for batch in batches]
     return Run(tokens, [float(x) for x in losses], seconds, warmup)
 
 

@@ -48,6 +48,8 @@ TASK_CLASSES = frozenset(
         "seqtasks.tasks.music.PianoRollComposer",
         "seqtasks.tasks.EventComposer",
         "seqtasks.tasks.music.EventComposer",
+        "seqtasks.tasks.LanguageModel",
+        "seqtasks.tasks.language_model.LanguageModel",
         *RENAMED_TASKS,
     }
 )

@@ -31,6 +31,7 @@ BACH_DATA = "seqtasks.data.music.BachChoralesDataModule"
 MIDI_FOLDER_DATA = "seqtasks.data.midi_folder.MidiFolderDataModule"
 TAGGING_DATA = "seqtasks.data.TokenTaggingDataModule"
 TRANSLATION_DATA = "seqtasks.data.translation.TranslationDataModule"
+LANGUAGE_MODEL_DATA = "seqtasks.data.LanguageModelDataModule"
 
 
 def isolate_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,6 +117,7 @@ def tiny_data_args(
         from fixtures.ner import make_tiny_ner
 
         dataset = make_tiny_ner(tmp_path / "ner")
+        write_contextual_lms(config)
         return ["--data.init_args.dataset", str(dataset), *vectors_args(config, tmp_path)]
     if data_class == TRANSLATION_DATA:  # en/hi columns, or the Hub's translation dicts (iitb)
         from fixtures.translation import make_tiny_parallel
@@ -124,6 +126,15 @@ def tiny_data_args(
         root = make_tiny_parallel(tmp_path / "mt", layout=layout)
         return ["--data.init_args.dataset", str(root), "--data.init_args.subword_vocab_size", "60",
                 "--data.init_args.min_frequency", "1"]  # fmt: skip
+    if data_class == LANGUAGE_MODEL_DATA:  # each text source swapped for a tiny one with its column
+        from fixtures.language_model import make_tiny_texts, make_tiny_tokens
+
+        texts = []
+        for index, spec in enumerate(init["texts"]):
+            column = spec.split(":")[1]
+            make = make_tiny_tokens if column == "tokens" else make_tiny_texts
+            texts.append(f"{make(tmp_path / f'lm{index}')}:{column}")
+        return ["--data.init_args.texts", f"[{', '.join(texts)}]", "--data.init_args.min_freq", "1"]
     pytest.fail(f"{recipe}: no tiny data for {data_class}; teach tests/test_recipes.py about it")
 
 
@@ -137,6 +148,21 @@ def vectors_args(config: dict[str, Any], tmp_path: Path) -> list[str]:
     dim = config["model"]["init_args"]["network"]["init_args"]["word_dim"]
     write_word_vectors(path, ["paris", "monday", "zanzibar"], torch.randn(3, dim))
     return ["--data.init_args.word_vectors", str(path)]
+
+
+def write_contextual_lms(config: dict[str, Any]) -> None:
+    """A recipe's contextual-embedding LMs are trained by ``make train-recipe`` (hours): tiny random ones
+    stand in, at the relative paths the recipe names (the CLI runs in tmp)."""
+    network = config["model"]["init_args"].get("network", {}).get("init_args", {})
+    contextual = (network.get("contextual") or {}).get("init_args", {})
+    if not contextual:
+        return
+    from fixtures.contextual import write_tiny_lm_checkpoint
+
+    for key, reverse in (("forward_lm", False), ("backward_lm", True)):
+        path = Path(contextual[key])
+        assert not path.is_absolute(), f"{key}: a recipe names a path relative to the project, not {path}"
+        write_tiny_lm_checkpoint(path, reverse=reverse)
 
 
 def check_built(cli: Any, config: dict[str, Any], recipe: Path) -> None:
@@ -232,6 +258,7 @@ def test_recipe_instantiates_on_its_real_data(
     if not has_split(resolve(dataset), train_split):  # en_hi/iitb holds only dev/test: trains from the Hub
         pytest.skip(f"{recipe.name}: SEQTASKS_DATA_DIR holds no {train_split!r} split of {dataset}")
     isolate_cli(tmp_path, monkeypatch)
+    write_contextual_lms(config)
     args = ["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path / "run")]
     cli = run_lightning([*args, *vectors_args(config, tmp_path)], run=False)
     check_built(cli, config, recipe)

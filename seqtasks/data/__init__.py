@@ -11,6 +11,7 @@ from typing import Any
 
 _LAZY = {
     "DataError": "seqtasks.data.errors",
+    "LanguageModelDataModule": "seqtasks.data.language_model",
     "SeqDataModule": "seqtasks.data.datamodule",
     "TextClassificationDataModule": "seqtasks.data.classification",
     "TokenTaggingDataModule": "seqtasks.data.tagging",

@@ -35,6 +35,7 @@ single worker knows how many the others made.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import warnings
@@ -645,7 +646,12 @@ def pad_sequences(
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     width = int(lengths.max()) if len(sequences) else 0
     out = torch.full((len(sequences), width), pad_value, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        if len(seq):
-            out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    if any(isinstance(seq, torch.Tensor) for seq in sequences):
+        for row, seq in enumerate(sequences):
+            if len(seq):
+                out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        return out, lengths
+    # lists: one tensor of all ids, written into the real positions in row order (one call, not B)
+    flat = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
+    out[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = flat
     return out, lengths

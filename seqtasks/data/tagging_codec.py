@@ -5,6 +5,7 @@ use it, so a sentence is encoded the same way in training and at inference. No L
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -133,19 +134,33 @@ class TaggingCodec:
         return cls(state["words"], state["chars"], state["lowercase"], state["max_word_length"])
 
 
+def pad_characters(sentences: list[list[list[int]]], time: int, pad_index: int = 0) -> torch.Tensor:
+    """``(B, time, L)`` character ids of ``B`` sentences' words, right-padded to the longest word ``L``.
+
+    Built from one flat tensor of every character id and index arithmetic: padding nested Python lists
+    word by word cost more than the tagger's training step on CPU.
+    """
+    words = [chars for sentence in sentences for chars in sentence]
+    word_lengths = torch.tensor([len(chars) for chars in words], dtype=torch.long)
+    width = max(int(word_lengths.max()) if words else 1, 1)
+    out = torch.full((len(sentences), time, width), pad_index, dtype=torch.long)
+    flat = torch.tensor(list(itertools.chain.from_iterable(words)), dtype=torch.long)
+    sentence_lengths = torch.tensor([len(sentence) for sentence in sentences], dtype=torch.long)
+    row = torch.repeat_interleave(torch.arange(len(sentences)), sentence_lengths)  # each word's sentence
+    first_word = torch.cumsum(sentence_lengths, 0) - sentence_lengths
+    position = torch.arange(len(words)) - first_word[row]  # each word's position in its sentence
+    word = torch.repeat_interleave(torch.arange(len(words)), word_lengths)  # each character's word
+    first_char = torch.cumsum(word_lengths, 0) - word_lengths
+    out[row[word], position[word], torch.arange(len(flat)) - first_char[word]] = flat
+    return out
+
+
 def collate_tagged(examples: list[dict[str, Any]], pad_index: int = 0) -> dict[str, torch.Tensor]:
     """Pad words, tags, casing ``(B, T)`` and characters ``(B, T, L)``."""
     words, lengths = pad_sequences([e["words"] for e in examples], pad_index)
     casing_ids, _ = pad_sequences([e["casing"] for e in examples], 0)
     batch = {"words": words, "lengths": lengths, "casing": casing_ids}
-    width = max((len(c) for e in examples for c in e["chars"]), default=1)
-    time = words.size(1)
-    empty = [pad_index] * width
-    rows = [  # one tensor from nested lists: a tensor per word costs more than the model's step on CPU
-        [c + [pad_index] * (width - len(c)) for c in e["chars"]] + [empty] * (time - len(e["chars"]))
-        for e in examples
-    ]
-    batch["chars"] = torch.tensor(rows, dtype=torch.long).view(len(examples), time, width)
+    batch["chars"] = pad_characters([e["chars"] for e in examples], words.size(1), pad_index)
     if examples and "tags" in examples[0]:
         batch["tags"], _ = pad_sequences([e["tags"] for e in examples], 0)
     if examples and "index" in examples[0]:

@@ -10,6 +10,10 @@ Variable length is handled inside, by one of two exact paths:
 On this project's 2-core CPU the padded path ran a BiLSTM train step (input 128, hidden 128, batch 64,
 ragged lengths) about 10x faster than packing (benchmarks/RESULTS.md, ``benchmarks/encoder_paths.py``),
 so ``auto`` takes it on CPU and packing elsewhere.
+
+``weight_drop`` (DropConnect on the hidden-to-hidden weights, the AWD-LSTM of Merity et al. 2017) draws one
+mask per weight matrix per forward call in training, so it is shared over every time step of the batch;
+both paths and ``step()`` apply it, evaluation never does.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class FusedRecurrentEncoder(RecurrentEncoder):
         dropout: dropout between stacked layers (not after the last one).
         variable_length: ``pack``, ``padded`` or ``auto`` (padded on CPU, pack on accelerators);
             both are exact, see the module docstring.
+        weight_drop: DropConnect probability on each layer's hidden-to-hidden weights in training (one mask
+            per forward call, shared over time); 0 turns it off.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class FusedRecurrentEncoder(RecurrentEncoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         variable_length: VariableLength = "auto",
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         if cell not in _MODULES:
@@ -93,6 +100,8 @@ class FusedRecurrentEncoder(RecurrentEncoder):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= weight_drop < 1.0:
+            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
         if variable_length not in ("auto", "pack", "padded"):
             raise ValueError(f"variable_length must be auto, pack or padded, got {variable_length!r}")
         self.input_size = input_size
@@ -102,6 +111,7 @@ class FusedRecurrentEncoder(RecurrentEncoder):
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.variable_length = variable_length
+        self.weight_drop = weight_drop
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnn = _MODULES[cell](
             input_size,
@@ -118,7 +128,27 @@ class FusedRecurrentEncoder(RecurrentEncoder):
         return self.cell == "lstm"
 
     def extra_repr(self) -> str:
-        return f"variable_length={self.variable_length}"
+        drop = f", weight_drop={self.weight_drop}" if self.weight_drop else ""
+        return f"variable_length={self.variable_length}{drop}"
+
+    @property
+    def drops_weights(self) -> bool:
+        """DropConnect applies now: training, with ``weight_drop`` > 0."""
+        return self.training and self.weight_drop > 0
+
+    def _dropped(self, weight: Tensor) -> Tensor:
+        return nn.functional.dropout(weight, self.weight_drop, training=True)
+
+    def _run_module(self, inputs: Tensor | nn.utils.rnn.PackedSequence, hx: Tensor | State):
+        """``self.rnn(inputs, hx)``, with freshly dropped hidden-to-hidden weights in training."""
+        if not self.drops_weights:
+            return self.rnn(inputs, hx)
+        dropped = {
+            name: self._dropped(getattr(self.rnn, name))
+            for name in self.rnn._flat_weights_names
+            if name.startswith("weight_hh")
+        }
+        return torch.func.functional_call(self.rnn, dropped, (inputs, hx))
 
     def _path(self, device: torch.device) -> str:
         if self.variable_length != "auto":
@@ -153,7 +183,7 @@ class FusedRecurrentEncoder(RecurrentEncoder):
         packed = pack_padded_sequence(
             inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
         )
-        packed_out, final = self.rnn(packed, hx_arg)
+        packed_out, final = self._run_module(packed, hx_arg)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=time)
         final = final if self.is_lstm else (final,)
         state = tuple(_from_torch_state(s, self.num_directions) for s in final)
@@ -168,7 +198,10 @@ class FusedRecurrentEncoder(RecurrentEncoder):
     def _layer_params(self, layer: int, direction: int) -> list[Tensor]:
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.rnn.bias else [])
-        return [getattr(self.rnn, name + suffix) for name in names]
+        params = [getattr(self.rnn, name + suffix) for name in names]
+        if self.drops_weights:
+            params[1] = self._dropped(params[1])
+        return params
 
     def _run_direction(self, x: Tensor, params: list[Tensor], h0: Tensor, c0: Tensor | None):
         args = (params, self.rnn.bias, 1, 0.0, self.training, False, True)
@@ -238,7 +271,7 @@ class FusedRecurrentEncoder(RecurrentEncoder):
             state = self.initial_state(batch, inputs.device, inputs.dtype)
         self._check_state(state, batch)
         hx = state if self.is_lstm else state[0]
-        out, new = self.rnn(inputs.unsqueeze(1), hx)
+        out, new = self._run_module(inputs.unsqueeze(1), hx)
         return out.squeeze(1), (new if self.is_lstm else (new,))
 
 
@@ -253,8 +286,11 @@ class RNNEncoder(FusedRecurrentEncoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         variable_length: VariableLength = "auto",
+        weight_drop: float = 0.0,
     ) -> None:
-        super().__init__(input_size, hidden_size, "rnn", num_layers, bidirectional, dropout, variable_length)
+        super().__init__(
+            input_size, hidden_size, "rnn", num_layers, bidirectional, dropout, variable_length, weight_drop
+        )
 
 
 class GRUEncoder(FusedRecurrentEncoder):
@@ -268,8 +304,11 @@ class GRUEncoder(FusedRecurrentEncoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         variable_length: VariableLength = "auto",
+        weight_drop: float = 0.0,
     ) -> None:
-        super().__init__(input_size, hidden_size, "gru", num_layers, bidirectional, dropout, variable_length)
+        super().__init__(
+            input_size, hidden_size, "gru", num_layers, bidirectional, dropout, variable_length, weight_drop
+        )
 
 
 class LSTMEncoder(FusedRecurrentEncoder):
@@ -283,5 +322,8 @@ class LSTMEncoder(FusedRecurrentEncoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         variable_length: VariableLength = "auto",
+        weight_drop: float = 0.0,
     ) -> None:
-        super().__init__(input_size, hidden_size, "lstm", num_layers, bidirectional, dropout, variable_length)
+        super().__init__(
+            input_size, hidden_size, "lstm", num_layers, bidirectional, dropout, variable_length, weight_drop
+        )

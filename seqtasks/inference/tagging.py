@@ -122,7 +122,7 @@ class Tagger(LabelPredictor):
         examples = []
         for number, tokens in enumerate(sentences, start=first + 1):
             try:
-                examples.append(self.codec.encode(list(tokens)))
+                examples.append({**self.codec.encode(list(tokens)), "tokens": list(tokens)})
             except ValueError as error:
                 raise ValueError(f"sentence {number}: {error}") from None
         return collate_tagged(examples, self.network.pad_index)
@@ -131,6 +131,8 @@ class Tagger(LabelPredictor):
         """Tag names of each sentence of a collated batch (evaluation mode, no autograd; no confidences,
         so no forward–backward pass)."""
         inputs = {k: batch[k].to(self.device) for k in ("words", "chars", "casing", "lengths")}
+        if "tokens" in batch:
+            inputs["tokens"] = batch["tokens"]
         with eval_mode(self.network):
             paths = self.network.tag_batch(inputs)
         lengths = batch["lengths"].tolist()
@@ -140,6 +142,8 @@ class Tagger(LabelPredictor):
         """``(tags, confidences)`` of each sentence of a collated batch: the decoded tags and each one's
         probability (CRF marginal or softmax), in evaluation mode without autograd."""
         inputs = {k: batch[k].to(self.device) for k in ("words", "chars", "casing", "lengths")}
+        if "tokens" in batch:
+            inputs["tokens"] = batch["tokens"]
         with eval_mode(self.network):
             paths, confidence = self.network.tag_batch_with_confidence(inputs)
         lengths = batch["lengths"].tolist()
@@ -164,7 +168,7 @@ class Tagger(LabelPredictor):
         examples = []
         for number, tokens in enumerate(sentences, start=1):
             try:
-                examples.append(self.codec.encode(list(tokens)))
+                examples.append({**self.codec.encode(list(tokens)), "tokens": list(tokens)})
             except ValueError as error:
                 raise ValueError(f"sentence {number}: {error}") from None
         batches = length_sorted_batches([e["length"] for e in examples], size)

@@ -5,6 +5,10 @@ decoder's initial state) → recurrent decoder stepping one subword at a time wi
 encoder outputs and input feeding (the previous attentional vector joins the next input). Teacher forcing
 in training, optionally scheduled sampling (Bengio et al. 2015); greedy or batched beam search at inference
 (:mod:`seqtasks.nn.decoding`).
+
+Without input feeding (and without scheduled sampling) the decoder's inputs are the reference tokens alone,
+so teacher forcing runs the whole target through the decoder's fused RNN in one call and attends with all
+target positions at once; it computes what the per-step loop computes, padding positions included.
 """
 
 from __future__ import annotations
@@ -143,10 +147,18 @@ class Seq2SeqNetwork(nn.Module):
         attentional, state, weights = self.attend(tokens, state)
         return self.output(self.dropout(attentional)), state, weights
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> Tensor:
-        """Logits ``(B, T, V)`` with teacher forcing (and scheduled sampling when training)."""
+    def forward(
+        self, source: Tensor, source_lengths: Tensor, target_in: Tensor, *, step_loop: bool = False
+    ) -> Tensor:
+        """Logits ``(B, T, V)`` with teacher forcing (and scheduled sampling when training).
+
+        Without input feeding or scheduled sampling the whole target runs at once (see the module
+        docstring); ``step_loop`` forces the per-step loop instead (for tests and benchmarks).
+        """
         state = self.encode(source, source_lengths)
         sampling = self.training and self.scheduled_sampling > 0
+        if not (self.input_feeding or sampling or step_loop):
+            return self._teacher_forced(target_in, state)
         outputs, previous = [], None
         for t in range(target_in.size(1)):
             tokens = target_in[:, t]
@@ -159,6 +171,20 @@ class Seq2SeqNetwork(nn.Module):
                     previous = self.output(attentional).argmax(dim=-1)
             outputs.append(attentional)
         return self.output(self.dropout(torch.stack(outputs, dim=1)))
+
+    def _teacher_forced(self, target_in: Tensor, state: State) -> Tensor:
+        """All T steps of :meth:`attend` at once, when no step's input depends on an earlier output.
+
+        The decoder runs over every position, padding included, as the step loop does (no lengths), so
+        the logits match the loop's everywhere, not only where the loss looks. Embedding dropout draws one
+        mask over ``(B, T, E)`` here instead of one per step: in training the random masks differ.
+        """
+        embedded = self.embedding_dropout(self.target_embedding(target_in))
+        initial = tuple(s.transpose(0, 1).contiguous() for s in state["rnn"])
+        output = self.decoder(embedded, initial_state=initial).outputs
+        context, _ = self.attention(output, state["memory"], state["mask"], state["keys"])
+        attentional = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))
+        return self.output(self.dropout(attentional))
 
     # ---- decoding -------------------------------------------------------------------------------------
     def max_lengths(self, source_lengths: Sequence[int], max_length: int | None = None) -> list[int]:

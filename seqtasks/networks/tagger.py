@@ -1,8 +1,9 @@
 """The token tagger's network: word ⊕ character ⊕ casing features → recurrent encoder → head → CRF or softmax.
 
 word embedding (+ word dropout) ⊕ character CNN (Ma & Hovy 2016) ⊕ casing embedding (Reimers & Gurevych
-2017) → dropout → recurrent encoder → dropout → linear → a linear-chain CRF (Viterbi decoding) or a
-per-token softmax. A plain ``nn.Module``: :class:`seqtasks.tasks.TokenTagger` trains it,
+2017) [⊕ contextual string embeddings (Akbik et al. 2018), which read the raw tokens] → dropout →
+recurrent encoder → dropout → linear → a linear-chain CRF (Viterbi decoding) or a per-token softmax.
+A plain ``nn.Module``: :class:`seqtasks.tasks.TokenTagger` trains it,
 :class:`seqtasks.inference.tagging.Tagger` runs it, a benchmark's plain loop uses it directly.
 """
 
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from seqtasks.encoders.base import RecurrentEncoder
+from seqtasks.nn import contextual as contextual_embeddings  # a module: it imports the networks back
 from seqtasks.nn.chars import CASINGS, CharCNN
 from seqtasks.nn.crf import CRF
 
@@ -40,6 +42,10 @@ class TaggerNetwork(nn.Module):
         dropout: dropout on the concatenated features and on the encoder's outputs.
         crf: a CRF layer (Viterbi decoding); false gives a per-token softmax.
         constrain_bio: forbid transitions IOB2 never contains in the CRF (``O → I-X``).
+        contextual: contextual string embeddings from a forward and a backward character language model
+            (:class:`~seqtasks.nn.contextual.ContextualStringEmbeddings`), concatenated with the other
+            features; the network then needs each sentence's raw ``tokens``. Their LM weights are part of
+            this network's state, so a checkpoint loads without the LM checkpoints.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class TaggerNetwork(nn.Module):
         dropout: float = 0.5,
         crf: bool = True,
         constrain_bio: bool = True,
+        contextual: Callable[[], contextual_embeddings.ContextualStringEmbeddings] | None = None,
     ) -> None:
         super().__init__()
         labels = list(labels)
@@ -79,19 +86,32 @@ class TaggerNetwork(nn.Module):
         if casing_dim > 0:
             self.casing = nn.Embedding(len(CASINGS), casing_dim, padding_idx=0)
             width += casing_dim
+        self.contextual = None
+        if contextual is not None:
+            built = contextual_embeddings.ContextualStringEmbeddings
+            self.contextual = contextual if isinstance(contextual, built) else contextual()
+            width += self.contextual.output_size
         self.feature_dropout = nn.Dropout(dropout)
         self.encoder = encoder(width)
         if self.encoder.input_size != width:
             raise ValueError(
                 f"encoder input_size {self.encoder.input_size} does not match the feature width {width} "
-                f"(word_dim {word_dim} + char_filters + casing_dim)"
+                f"(word_dim {word_dim} + char_filters + casing_dim + contextual output_size)"
             )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size, len(labels))
         self.crf = CRF(len(labels), labels, constrain_bio) if crf else None
 
-    def forward(self, words: Tensor, chars: Tensor, casing: Tensor, lengths: Tensor) -> Tensor:
-        """Per-token tag scores (emissions) ``(B, T, num_tags)`` of ``(B, T)`` words, ``(B, T, L)`` chars."""
+    def forward(
+        self,
+        words: Tensor,
+        chars: Tensor,
+        casing: Tensor,
+        lengths: Tensor,
+        tokens: Sequence[Sequence[str]] | None = None,
+    ) -> Tensor:
+        """Per-token tag scores (emissions) ``(B, T, num_tags)`` of ``(B, T)`` words, ``(B, T, L)`` chars;
+        ``tokens`` (each sentence's raw tokens) are needed, and only read, with contextual embeddings."""
         if self.training and self.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.word_dropout
             words = words.masked_fill(drop & (words != self.pad_index), UNK_INDEX)
@@ -100,6 +120,12 @@ class TaggerNetwork(nn.Module):
             features.append(self.chars(chars))
         if self.casing is not None:
             features.append(self.casing(casing))
+        if self.contextual is not None:
+            if tokens is None:
+                raise ValueError(
+                    "this tagger has contextual string embeddings: give each sentence's raw tokens"
+                )
+            features.append(self.contextual(tokens, words.size(1)).to(features[0].dtype))
         inputs = self.feature_dropout(torch.cat(features, dim=-1))
         encoded = self.encoder(inputs, lengths=lengths)
         return self.head(self.dropout(encoded.outputs))
@@ -131,13 +157,14 @@ class TaggerNetwork(nn.Module):
 
     def tag_batch_with_confidence(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Decoded tag ids ``(B, T)`` and the probability of each decoded tag ``(B, T)`` (0 on padding)."""
-        scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+        scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"], batch.get("tokens"))
         mask = self.mask(batch["lengths"], scores.size(1))
         paths = self.decode(scores, mask)
         confidence = self.probabilities(scores, mask).gather(2, paths.unsqueeze(2)).squeeze(2)
         return paths, confidence
 
     def tag_batch(self, batch: dict[str, Tensor]) -> Tensor:
-        """Decoded tag ids ``(B, T)`` of a collated batch (``words``, ``chars``, ``casing``, ``lengths``)."""
-        scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+        """Decoded tag ids ``(B, T)`` of a collated batch (``words``, ``chars``, ``casing``, ``lengths``, and
+        ``tokens`` with contextual embeddings)."""
+        scores = self(batch["words"], batch["chars"], batch["casing"], batch["lengths"], batch.get("tokens"))
         return self.decode(scores, self.mask(batch["lengths"], scores.size(1)))

@@ -6,6 +6,9 @@
 * ``general``: score(q, k) = qᵀ W k (Luong et al. 2015).
 
 Padded source positions get weight exactly zero, so a sentence attends the same way in any batch.
+
+A query is one decoder state per row ``(B, Q)`` (decoding, input feeding) or one per target position
+``(B, T, Q)`` (teacher forcing without input feeding, where all T queries are known at once).
 """
 
 from __future__ import annotations
@@ -56,12 +59,16 @@ class Attention(nn.Module):
     def forward(
         self, query: Tensor, keys: Tensor, mask: Tensor, prepared: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Context ``(B, key_size)`` and weights ``(B, S)`` for query ``(B, Q)``, keys ``(B, S, K)``.
+        """Context and weights for a query ``(B, Q)`` or ``(B, T, Q)`` over keys ``(B, S, K)``.
 
+        A ``(B, Q)`` query gives context ``(B, K)`` and weights ``(B, S)``; a ``(B, T, Q)`` one gives
+        ``(B, T, K)`` and ``(B, T, S)``, each of the T queries scored as if asked alone.
         ``mask`` is ``(B, S)``, True at real positions; every row needs at least one.
         """
         if prepared is None:
             prepared = self.prepare(keys)
+        if query.dim() == 3:
+            return self._forward_all(query, keys, mask, prepared)
         if self.kind == "additive":
             hidden = torch.tanh(prepared + self.query_proj(query).unsqueeze(1))
             scores = self.score(hidden).squeeze(-1)
@@ -72,3 +79,18 @@ class Attention(nn.Module):
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
         return context, weights
+
+    def _forward_all(
+        self, query: Tensor, keys: Tensor, mask: Tensor, prepared: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The ``(B, T, Q)`` form: one batched matrix product instead of T calls."""
+        if self.kind == "additive":
+            # (B, 1, S, A) + (B, T, 1, A): the scorer's hidden layer for every (query, key) pair
+            hidden = torch.tanh(prepared.unsqueeze(1) + self.query_proj(query).unsqueeze(2))
+            scores = self.score(hidden).squeeze(-1)
+        else:
+            q = self.query_proj(query) if self.kind == "general" else query
+            scores = torch.bmm(q, prepared.transpose(1, 2))
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, keys), weights

@@ -9,8 +9,9 @@ Inference: :class:`~seqtasks.inference.tagging.Tagger`.
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -47,6 +48,48 @@ CODEC = "tagging_codec"
 """The artefact of the :class:`~seqtasks.data.tagging.TaggingCodec` state (format 1: ``token_encoder``)."""
 
 _ROW_KEYS = ("network.head.weight", "network.head.bias", "network.crf.start", "network.crf.end")
+
+
+def record_contextual(checkpoint: dict[str, Any], network: Any) -> None:
+    """With contextual string embeddings read from LM checkpoints, write their architecture and codecs into
+    the checkpoint's ``network`` setting (the weights are in the state dict already): the tagger's checkpoint
+    then rebuilds and loads with no LM checkpoint file present."""
+    contextual = getattr(network, "contextual", None)
+    settings = contextual.portable_settings() if contextual is not None else {}
+    hparams = checkpoint.get("hyper_parameters")
+    spec = hparams.get("network") if isinstance(hparams, dict) else None
+    if not settings or not isinstance(spec, dict):
+        return
+    spec = copy.deepcopy(spec)
+    given = spec.setdefault("init_args", {}).get("contextual")
+    if isinstance(given, dict) and "class_path" in given:
+        given.setdefault("init_args", {}).update(copy.deepcopy(settings))
+        hparams["network"] = spec
+
+
+def _contextual_args(hparams: Any) -> dict[str, Any] | None:
+    try:
+        given = hparams["network"]["init_args"]["contextual"]
+        return given["init_args"] if isinstance(given, dict) and "class_path" in given else None
+    except (KeyError, TypeError):
+        return None
+
+
+def align_contextual(checkpoint: dict[str, Any], hparams: Any) -> None:
+    """Give the checkpoint's contextual settings that :func:`record_contextual` derived (the LMs'
+    architecture and codecs) this model's values, so comparing the two settings (a resume, the test stage
+    reloading the best checkpoint) warns only about settings a user gave."""
+    saved = checkpoint.get("hyper_parameters")
+    if _contextual_args(saved) is None:
+        return
+    saved["network"] = copy.deepcopy(saved["network"])
+    ours, theirs = _contextual_args(hparams) or {}, _contextual_args(saved)
+    for direction in ("forward", "backward"):
+        for key in (f"{direction}_network", f"{direction}_codec"):
+            if key in ours:
+                theirs[key] = ours[key]
+            else:
+                theirs.pop(key, None)
 
 
 class TokenTagger(SeqTask):
@@ -94,13 +137,22 @@ class TokenTagger(SeqTask):
         self.val_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
         self.test_loss = torchmetrics.MeanMetric(nan_strategy=float("nan"))
 
-    def forward(self, words: Tensor, chars: Tensor, casing: Tensor, lengths: Tensor) -> Tensor:
+    def forward(
+        self,
+        words: Tensor,
+        chars: Tensor,
+        casing: Tensor,
+        lengths: Tensor,
+        tokens: Sequence[Sequence[str]] | None = None,
+    ) -> Tensor:
         """Per-token tag scores ``(B, T, num_tags)`` (the network's)."""
-        return self.network(words, chars, casing, lengths)
+        return self.network(words, chars, casing, lengths, tokens)
 
     # ---- steps and metrics -------------------------------------------------------------------------
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        scores = self.network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+        scores = self.network(
+            batch["words"], batch["chars"], batch["casing"], batch["lengths"], batch.get("tokens")
+        )
         mask = self.network.mask(batch["lengths"], scores.size(1))
         loss = self.network.loss(scores, batch["tags"], mask)
         mean_loss = getattr(self, f"{stage}_loss")
@@ -222,6 +274,11 @@ class TokenTagger(SeqTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.artefacts["labels"] = self.labels
         super().on_save_checkpoint(checkpoint)
+        record_contextual(checkpoint, self.network)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        align_contextual(checkpoint, self.hparams)
+        super().on_load_checkpoint(checkpoint)
 
     def adapt_state(self, source: dict[str, Tensor], source_artefacts: dict[str, Any]) -> dict[str, Any]:
         own = self.state_dict()

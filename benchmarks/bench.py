@@ -1,0 +1,710 @@
+"""One table for the four tasks: how fast each main recipe's model trains, and how far that is from this CPU.
+
+Run on an otherwise idle machine, with the data directory set:
+
+    export SEQTASKS_DATA_DIR=/path/to/data
+    make bench                          # = python benchmarks/bench.py --results benchmarks/RESULTS.md
+    python benchmarks/bench.py --quick  # a smoke run (few batches, one repeat; minutes)
+    python benchmarks/bench.py --tasks ner music --threads 1
+
+Each task runs in its own subprocess (so its peak RSS is its own) on its main recipe:
+``sentiment-imdb``, ``ner-conll2003``, ``translation-tatoeba`` and ``music-jsb``. The recipe's model and
+datamodule are built by the ``seqtasks`` CLI (logger, callbacks, checkpoints and validation off) and, per
+task:
+
+* **pipeline**: ``Trainer.fit`` with the recipe's DataLoader, task metrics and logging (the method of
+  ``sentiment_throughput.py``, whose helpers this script reuses); **plain**: a fresh copy of the same initial
+  network with the recipe's optimizer and clipping on the same batches, pre-collated in a list. The two
+  alternate between repeats; the table gives the medians and the ratio (target ≥ 0.95). Units: real
+  (unpadded) tokens for sentiment and NER, target subwords for translation, frames for music.
+* **input pipeline**: raw rows of the training split (read from the Parquet) → the datamodule's
+  ``encode_row`` → ``collate`` in batches, rows/s; and the training DataLoader over the encoded split (what an
+  epoch after the first pays). Compared with the rows/s the model consumes in the pipeline (target ≥ 10×).
+* **padding**: padded positions / all positions of the timed batches (target < 10 %).
+* **share of a step** by part (forward + backward of each; backward time is attributed by the arrival of
+  gradients at each part's output: the interval until the next arrival belongs to the part whose gradient
+  just arrived), the optimizer (clip + step + zero), and the rest (the glue between parts, the loss).
+* **GEMM ceiling**: the float32 matrix products a training step of the recipe's encoder cannot avoid (for
+  each layer and direction: the input projection of all positions at once and its two backward products,
+  one recurrent product per time step forward and one backward, the recurrent weight gradient at once),
+  each timed alone at its exact shape with ``torch.mm``; the sum is the step's ceiling. **in model** is
+  that ceiling over the encoder's forward + backward time inside the training step; **plain encoder** is
+  the ceiling over the time of the encoder alone (the same cell, sizes and batch shapes, padded, on random
+  inputs, forward + a sum's backward). The target (≥ 70 %) is the NER BiLSTM's plain figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parent / "recipes"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+TARGETS = {"ratio": 0.95, "padding": 0.10, "input": 10.0, "ner_rate": 5400.0, "gemm": 0.70}
+
+
+# ---- what differs between the tasks ---------------------------------------------------------------------
+def _classifier_loss(network: nn.Module, batch: dict[str, Tensor], task: Any) -> Tensor:
+    return network.loss(network(batch["tokens"], batch["lengths"]), batch["labels"])
+
+
+def _tagger_loss(network: nn.Module, batch: dict[str, Tensor], task: Any) -> Tensor:
+    scores = network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
+    return network.loss(scores, batch["tags"], network.mask(batch["lengths"], scores.size(1)))
+
+
+def _translation_loss(network: nn.Module, batch: dict[str, Tensor], task: Any) -> Tensor:
+    logits = network(batch["source"], batch["source_lengths"], batch["target_in"])
+    return task.loss_fn(logits.reshape(-1, logits.size(-1)), batch["target_out"].reshape(-1))
+
+
+def _music_loss(network: nn.Module, batch: dict[str, Tensor], task: Any) -> Tensor:
+    nll_sum, frames, _, _ = network.nll(batch["rolls"], batch["lengths"])
+    return nll_sum / frames
+
+
+@dataclass
+class Spec:
+    """One task's main recipe and how to count, pad, split and time its batches."""
+
+    title: str
+    recipe: str
+    unit: str
+    loss: Callable[[nn.Module, dict[str, Tensor], Any], Tensor]
+    count: Callable[[dict[str, Tensor]], Tensor]
+    padding: Callable[[dict[str, Tensor]], tuple[int, int]]  # (real positions, all positions)
+    encoder_lengths: Callable[[dict[str, Tensor]], tuple[int, int]]  # the encoder's (B, T) of a batch
+    parts: dict[str, list[str]]  # part → the network's submodules (dotted names) it is made of
+    loss_part: str  # the part the first stretch of the backward pass (the loss's own) is counted in
+
+
+def _lengths_padding(key: str) -> Callable[[dict[str, Tensor]], tuple[int, int]]:
+    return lambda b: (int(b["lengths"].sum()), b[key].size(0) * b[key].size(1))
+
+
+def _translation_padding(b: dict[str, Tensor]) -> tuple[int, int]:
+    real = int(b["source_lengths"].sum()) + int((b["target_out"] != 0).sum())
+    return real, b["source"].numel() + b["target_out"].numel()
+
+
+SPECS: dict[str, Spec] = {
+    "sentiment": Spec(
+        "Sentiment (IMDB)",
+        "sentiment-imdb",
+        "tokens",
+        _classifier_loss,
+        lambda b: b["lengths"].sum(),
+        _lengths_padding("tokens"),
+        lambda b: tuple(b["tokens"].shape),
+        {"embedding": ["embedding"], "encoder": ["encoder"], "pooler + head": ["pooler", "head"]},
+        "pooler + head",
+    ),
+    "ner": Spec(
+        "NER (CoNLL-2003)",
+        "ner-conll2003",
+        "tokens",
+        _tagger_loss,
+        lambda b: b["lengths"].sum(),
+        _lengths_padding("words"),
+        lambda b: tuple(b["words"].shape),
+        {"word + casing emb.": ["embedding", "casing"], "char CNN": ["chars"], "encoder": ["encoder"]}
+        | {"head + CRF": ["head", "crf"]},
+        "head + CRF",
+    ),
+    "translation": Spec(
+        "Translation (Tatoeba en→hi)",
+        "translation-tatoeba",
+        "target subwords",
+        _translation_loss,
+        lambda b: (b["target_out"] != 0).sum(),
+        _translation_padding,
+        lambda b: tuple(b["source"].shape),
+        {
+            "embeddings": ["source_embedding", "target_embedding"],
+            "encoder": ["encoder"],
+            "decoder RNN": ["decoder"],
+            "attention + combine": ["attention", "combine", "bridge"],
+            "output layer": ["output"],
+        },
+        "output layer",
+    ),
+    "music": Spec(
+        "Music (JSB piano roll)",
+        "music-jsb",
+        "frames",
+        _music_loss,
+        lambda b: b["lengths"].sum(),
+        _lengths_padding("rolls"),
+        lambda b: tuple(b["rolls"].shape[:2]),
+        {"encoder": ["encoder"], "output layer": ["head"]},
+        "output layer",
+    ),
+}
+
+
+# ---- per-part timing of a training step ---------------------------------------------------------------
+def _tensors(value: Any) -> Iterator[Tensor]:
+    """The tensors in a module's output (a tensor, a tuple of them, or a dataclass such as EncoderOutput)."""
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            yield from _tensors(getattr(value, name))
+
+
+class PartClock:
+    """Forward time of each part (outermost calls only) and the arrival times of gradients at its outputs."""
+
+    def __init__(self, network: nn.Module, parts: dict[str, list[str]]) -> None:
+        self.forward = dict.fromkeys(parts, 0.0)
+        self.arrivals: list[tuple[float, str]] = []
+        self._depth = dict.fromkeys(parts, 0)
+        self._started: dict[str, float] = {}
+        self._handles = []
+        modules = dict(network.named_modules())
+        for part, names in parts.items():
+            for name in names:
+                if name in modules:
+                    module = modules[name]
+                    self._handles.append(module.register_forward_pre_hook(self._pre(part)))
+                    self._handles.append(module.register_forward_hook(self._post(part)))
+                    for method in ("step",):  # a decoder stepping one position at a time
+                        if hasattr(module, method):
+                            self._wrap(module, method, part)
+
+    def _pre(self, part: str):
+        def hook(module, args):
+            self._depth[part] += 1
+            if self._depth[part] == 1:
+                self._started[part] = time.perf_counter()
+
+        return hook
+
+    def _post(self, part: str):
+        def hook(module, args, output):
+            self._depth[part] -= 1
+            if self._depth[part] == 0:
+                self.forward[part] += time.perf_counter() - self._started[part]
+            if torch.is_grad_enabled():
+                for tensor in _tensors(output):
+                    if tensor.requires_grad:
+                        tensor.register_hook(self._arrival(part))
+
+        return hook
+
+    def _wrap(self, module: nn.Module, method: str, part: str) -> None:
+        original = getattr(module, method)
+        pre, post = self._pre(part), self._post(part)
+
+        def wrapped(*args, **kwargs):
+            pre(module, args)
+            output = original(*args, **kwargs)
+            post(module, args, output)
+            return output
+
+        setattr(module, method, wrapped)
+        self._handles.append(_Restore(module, method))
+
+    def _arrival(self, part: str):
+        def hook(grad):
+            self.arrivals.append((time.perf_counter(), part))
+
+        return hook
+
+    def backward_times(self, start: float, end: float, loss_part: str) -> dict[str, float]:
+        """Each part's share of the backward pass from ``start`` to ``end`` (see the module docstring)."""
+        times = dict.fromkeys(self.forward, 0.0)
+        marks = sorted(self.arrivals)
+        previous, owner = start, loss_part
+        for when, part in marks:
+            times[owner] += when - previous
+            previous, owner = when, part
+        times[owner] += end - previous
+        self.arrivals.clear()
+        return times
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class _Restore:
+    def __init__(self, module: nn.Module, method: str) -> None:
+        self.module, self.method = module, method
+
+    def remove(self) -> None:
+        self.module.__dict__.pop(self.method, None)
+
+
+def step_shares(template: nn.Module, task: Any, spec: Spec, batches, clip, warmup: int) -> dict[str, float]:
+    """Seconds per part over the timed batches: forward + backward of each, the optimizer, the rest."""
+    network = copy.deepcopy(template)
+    network.train()
+    optimizer = task.optimizer(network.parameters())
+    clock = PartClock(network, spec.parts)
+    totals = dict.fromkeys([*spec.parts, "optimizer", "rest", "step"], 0.0)
+    for index, batch in enumerate(batches):
+        forward_before = dict(clock.forward)
+        t0 = time.perf_counter()
+        loss = spec.loss(network, batch, task)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        backward = clock.backward_times(t1, t2, spec.loss_part)
+        if index < warmup:
+            continue
+        parts = 0.0
+        for part in spec.parts:
+            seconds = clock.forward[part] - forward_before[part] + backward[part]
+            totals[part] += seconds
+            parts += seconds
+        totals["optimizer"] += t3 - t2
+        totals["step"] += t3 - t0
+        totals["rest"] += (t2 - t0) - parts
+    clock.close()
+    return totals
+
+
+# ---- the GEMM ceiling -------------------------------------------------------------------------------------
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def encoder_shape(encoder: nn.Module) -> dict[str, Any]:
+    """Cell, sizes, layers and directions of a library encoder (what its GEMMs depend on)."""
+    cell = getattr(encoder, "cell", "rnn")
+    return {
+        "cell": cell,
+        "input": encoder.input_size,
+        "hidden": encoder.hidden_size,
+        "layers": encoder.num_layers,
+        "directions": 2 if encoder.bidirectional else 1,
+    }
+
+
+def step_gemms(shape: dict[str, Any], batch: int, time_steps: int) -> list[tuple[int, int, int, int]]:
+    """``(m, k, n, count)`` of the products one training step of the encoder needs at ``(batch, T)``."""
+    gh, h = GATES[shape["cell"]] * shape["hidden"], shape["hidden"]
+    rows = batch * time_steps
+    gemms = []
+    for layer in range(shape["layers"]):
+        width = shape["input"] if layer == 0 else shape["directions"] * h
+        for _ in range(shape["directions"]):
+            gemms += [(rows, width, gh, 1), (rows, gh, width, 1), (gh, rows, width, 1), (gh, rows, h, 1)]
+            gemms += [(batch, h, gh, time_steps), (batch, gh, h, time_steps)]
+    return gemms
+
+
+class GemmTimer:
+    """Seconds of one float32 ``(m, k) @ (k, n)`` product, timed once per shape (median of repeats)."""
+
+    def __init__(self, repeats: int = 7) -> None:
+        self.repeats = repeats
+        self.cache: dict[tuple[int, int, int], float] = {}
+
+    def seconds(self, m: int, k: int, n: int) -> float:
+        if (m, k, n) not in self.cache:
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            out = torch.empty(m, n)
+            inner = max(1, int(2e8 // max(2 * m * k * n, 1)))  # ~0.1 s of work per repeat at 2 GFLOP/s
+            inner = min(inner, 2000)
+            torch.mm(a, b, out=out)
+            samples = []
+            for _ in range(self.repeats):
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    torch.mm(a, b, out=out)
+                samples.append((time.perf_counter() - t0) / inner)
+            self.cache[(m, k, n)] = statistics.median(samples)
+        return self.cache[(m, k, n)]
+
+    def ceiling(self, shape: dict[str, Any], sizes: list[tuple[int, int]]) -> tuple[float, float]:
+        """(seconds, GFLOP) of the unavoidable products over batches of ``(B, T)``."""
+        seconds = flops = 0.0
+        for batch, time_steps in sizes:
+            for m, k, n, count in step_gemms(shape, batch, time_steps):
+                seconds += count * self.seconds(m, k, n)
+                flops += count * 2.0 * m * k * n
+        return seconds, flops / 1e9
+
+
+def plain_encoder_seconds(shape: dict[str, Any], sizes: list[tuple[int, int]], repeats: int) -> float:
+    """Median seconds of forward + backward of the bare torch cell (padded) over batches of ``(B, T)``."""
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[shape["cell"]]
+    rnn = cls(
+        shape["input"],
+        shape["hidden"],
+        num_layers=shape["layers"],
+        bidirectional=shape["directions"] == 2,
+        batch_first=True,
+    )
+    inputs = [torch.randn(b, t, shape["input"], requires_grad=True) for b, t in sizes]
+    for x in inputs[:2]:
+        rnn(x)[0].sum().backward()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for x in inputs:
+            rnn(x)[0].sum().backward()
+        samples.append(time.perf_counter() - t0)
+        rnn.zero_grad(set_to_none=True)
+    return statistics.median(samples)
+
+
+# ---- the input pipeline ----------------------------------------------------------------------------------
+def input_pipeline(datamodule: Any, rows_wanted: int) -> dict[str, float]:
+    """Rows/s from raw Parquet rows to collated batches, and of the training loader over encoded rows."""
+    from seqtasks.data.sources import load_split
+
+    raw = load_split(datamodule.resolved, datamodule.train_split, streaming=False)
+    n = min(len(raw), rows_wanted)
+    source = datamodule.resolved.describe(datamodule.train_split)
+    start = time.perf_counter()
+    encoded = [datamodule.encode_row(row, index, source) for index, row in enumerate(raw.select(range(n)))]
+    size = datamodule.batch_size
+    for i in range(0, n, size):
+        datamodule.collate(encoded[i : i + size])
+    raw_seconds = time.perf_counter() - start
+    loader_rows = 0
+    start = time.perf_counter()
+    for batch in datamodule.train_dataloader():
+        loader_rows += len(next(iter(batch.values())))
+        if loader_rows >= n:
+            break
+    loader_seconds = time.perf_counter() - start
+    return {"raw_rows_per_s": n / raw_seconds, "loader_rows_per_s": loader_rows / loader_seconds, "rows": n}
+
+
+# ---- one task ------------------------------------------------------------------------------------------
+@dataclass
+class TaskResult:
+    task: str
+    title: str
+    recipe: str
+    unit: str
+    threads: int
+    batches: int
+    repeats: int
+    timed_units: int = 0
+    pipeline_rate: float = 0.0
+    plain_rate: float = 0.0
+    ratio: float = 0.0
+    per_repeat: list[float] = field(default_factory=list)
+    loss_gap: float = 0.0
+    rows_per_s_model: float = 0.0
+    raw_rows_per_s: float = 0.0
+    loader_rows_per_s: float = 0.0
+    padding: float = 0.0
+    peak_rss_mib: float = 0.0
+    shares: dict[str, float] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)
+    gemm_gflops: float = 0.0
+    gemm_rate: float = 0.0
+    in_model: float = 0.0
+    plain_encoder: float = 0.0
+
+
+@dataclass
+class Prepared:
+    """A task's recipe built by the CLI, its datamodule set up and the first training batches collated."""
+
+    spec: Spec
+    cli: Any
+    task: Any
+    datamodule: Any
+    batches: list[dict[str, Tensor]]
+    clip: float | None
+
+
+@contextlib.contextmanager
+def prepared(name: str, batches_wanted: int) -> Iterator[Prepared]:
+    sys.path.insert(0, str(HERE))
+    from sentiment_throughput import build_cli, quiet
+
+    spec = SPECS[name]
+    quiet()
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as root_dir:
+        options = argparse.Namespace(recipe=RECIPES / f"{spec.recipe}.yaml", batches=batches_wanted)
+        # no validation runs, so no learning-rate schedule (a plateau schedule would wait for val/ metrics)
+        cli = build_cli(options, root_dir, ("--model.init_args.lr_scheduler=null",))
+        task, datamodule = cli.model, cli.datamodule
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        if getattr(task, "word_vectors", None):  # what the task's setup("fit") does: both paths start alike
+            task.artefacts = datamodule.artefacts()
+            task.load_word_vectors(task.word_vectors)
+        # a small training set (JSB: 29 batches an epoch) gives its whole epoch
+        batches = list(itertools.islice(datamodule.train_dataloader(), batches_wanted))
+        yield Prepared(spec, cli, task, datamodule, batches, cli.config["trainer"].get("gradient_clip_val"))
+
+
+def run_task(name: str, batches_wanted: int, repeats: int, warmup: int) -> TaskResult:
+    from sentiment_throughput import recipe_optimizer, run_pipeline, run_plain
+
+    spec = SPECS[name]
+    result = TaskResult(
+        name, spec.title, spec.recipe, spec.unit, torch.get_num_threads(), batches_wanted, repeats
+    )
+    with prepared(name, batches_wanted) as ready:
+        cli, task, datamodule, batches, clip = (
+            ready.cli,
+            ready.task,
+            ready.datamodule,
+            ready.batches,
+            ready.clip,
+        )
+        if len(batches) <= warmup:
+            raise SystemExit(f"{spec.recipe}: only {len(batches)} training batches, not more than --warmup")
+        result.batches = len(batches)
+        timed = batches[warmup:]
+
+        def loss_of(network, batch):
+            return spec.loss(network, batch, task)
+
+        def plain():
+            return run_plain(
+                task.network,
+                batches,
+                torch.device("cpu"),
+                clip,
+                warmup,
+                loss_of,
+                recipe_optimizer(task),
+                spec.count,
+            )
+
+        plain()  # untimed: the kernels' first call at each padded width
+        runs: dict[str, list] = {"pipeline": [], "plain": []}
+        for repeat in range(repeats):
+            for path in ("pipeline", "plain") if repeat % 2 == 0 else ("plain", "pipeline"):
+                if path == "pipeline":
+                    runs[path].append(run_pipeline(cli, task, warmup, spec.count))
+                else:
+                    runs[path].append(plain())
+        reference = runs["plain"][0]
+        for path, path_runs in runs.items():
+            for run in path_runs:
+                if run.tokens != reference.tokens:
+                    raise SystemExit(f"{spec.recipe}: the {path} run saw different batches")
+        result.loss_gap = max(
+            abs(a - b) for run in runs["pipeline"] for a, b in zip(run.losses, reference.losses, strict=True)
+        )
+        result.timed_units = reference.timed_tokens
+        result.pipeline_rate = statistics.median(r.rate for r in runs["pipeline"])
+        result.plain_rate = statistics.median(r.rate for r in runs["plain"])
+        result.ratio = result.pipeline_rate / result.plain_rate
+        result.per_repeat = [p.rate / q.rate for p, q in zip(runs["pipeline"], runs["plain"], strict=True)]
+        pipeline_seconds = statistics.median(r.seconds for r in runs["pipeline"])
+        rows = sum(len(next(iter(b.values()))) for b in timed)
+        result.rows_per_s_model = rows / pipeline_seconds
+
+        real = sum(spec.padding(b)[0] for b in timed)
+        total = sum(spec.padding(b)[1] for b in timed)
+        result.padding = 1 - real / total
+        pipeline = input_pipeline(datamodule, max(rows, 512))
+        result.raw_rows_per_s = pipeline["raw_rows_per_s"]
+        result.loader_rows_per_s = pipeline["loader_rows_per_s"]
+
+        shares = step_shares(task.network, task, spec, batches, clip, warmup)
+        step = shares.pop("step")
+        result.shares = {k: v / step for k, v in shares.items()}
+
+        encoder = task.network.encoder
+        result.encoder = encoder_shape(encoder)
+        sizes = [spec.encoder_lengths(b) for b in timed]
+        gemm = GemmTimer()
+        ceiling_seconds, gflop = gemm.ceiling(result.encoder, sizes)
+        result.gemm_gflops = gflop / ceiling_seconds
+        encoder_units = sum(b * t for b, t in sizes)
+        result.gemm_rate = encoder_units / ceiling_seconds
+        result.in_model = ceiling_seconds / shares["encoder"]
+        result.plain_encoder = ceiling_seconds / plain_encoder_seconds(result.encoder, sizes, max(repeats, 3))
+    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# ---- the table -------------------------------------------------------------------------------------------
+def verdicts(results: list[TaskResult]) -> list[str]:
+    lines = []
+    for r in results:
+        checks = [
+            (f"pipeline/plain {r.ratio:.3f} ≥ {TARGETS['ratio']}", r.ratio >= TARGETS["ratio"]),
+            (
+                f"padding {100 * r.padding:.1f} % < {100 * TARGETS['padding']:.0f} %",
+                r.padding < TARGETS["padding"],
+            ),
+            (
+                f"input pipeline {r.raw_rows_per_s / r.rows_per_s_model:.0f}× ≥ {TARGETS['input']:.0f}×",
+                r.raw_rows_per_s >= TARGETS["input"] * r.rows_per_s_model,
+            ),
+        ]
+        if r.task == "ner":
+            checks.append(
+                (
+                    f"{r.pipeline_rate:,.0f} tokens/s ≥ {TARGETS['ner_rate']:,.0f}",
+                    r.pipeline_rate >= TARGETS["ner_rate"],
+                )
+            )
+            checks.append(
+                (
+                    f"plain BiLSTM {100 * r.plain_encoder:.0f} % of GEMM ≥ 70 %",
+                    r.plain_encoder >= TARGETS["gemm"],
+                )
+            )
+        marks = ", ".join(f"{text} {'met' if ok else 'NOT met'}" for text, ok in checks)
+        lines.append(f"* {r.title}: {marks}.")
+    return lines
+
+
+def table(results: list[TaskResult], quick: bool) -> str:
+    from sentiment_throughput import machine_line  # the parent runs with the children's thread count
+
+    lines = [
+        f"{machine_line(torch.device('cpu'))}{' · --quick (a smoke run, not a result)' if quick else ''}",
+        "",
+        "| task (recipe) | unit | pipeline /s | plain /s | pipeline/plain | model rows/s | input rows/s "
+        "(raw → batch · loader) | input/model | padding | peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.title} (`{r.recipe}`) | {r.unit} | {r.pipeline_rate:,.0f} | {r.plain_rate:,.0f} | "
+            f"**{r.ratio:.3f}** | {r.rows_per_s_model:,.1f} | {r.raw_rows_per_s:,.0f} · "
+            f"{r.loader_rows_per_s:,.0f} | {r.raw_rows_per_s / r.rows_per_s_model:,.0f}× | "
+            f"{100 * r.padding:.1f} % | {r.peak_rss_mib:,.0f} MiB |"
+        )
+    lines += ["", "Share of a training step (forward + backward of each part; plain loop, same batches):", ""]
+    lines += ["| task | parts | optimizer | rest |", "|---|---|---:|---:|"]
+    for r in results:
+        parts = " · ".join(
+            f"{part} {100 * share:.0f} %"
+            for part, share in r.shares.items()
+            if part not in ("optimizer", "rest")
+        )
+        lines.append(
+            f"| {r.title} | {parts} | {100 * r.shares['optimizer']:.0f} % | {100 * r.shares['rest']:.0f} % |"
+        )
+    lines += ["", "The encoder against the float32 GEMM ceiling of its own step shapes:", ""]
+    lines += [
+        "| task | encoder | GEMM GFLOP/s at its shapes | ceiling (padded positions/s) | in model "
+        "| plain encoder |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        e = r.encoder
+        cell = f"{'Bi' if e['directions'] == 2 else ''}{e['cell'].upper()}"
+        name = f"{cell} {e['layers']}×{e['hidden']} (in {e['input']})"
+        lines.append(
+            f"| {r.title} | {name} | {r.gemm_gflops:.1f} | {r.gemm_rate:,.0f} | {100 * r.in_model:.0f} % "
+            f"| {100 * r.plain_encoder:.0f} % |"
+        )
+    lines += ["", *verdicts(results)]
+    repeats = results[0].repeats if results else 0
+    lines += [
+        "",
+        f"Medians of {repeats} alternating pipeline/plain repeats, each over "
+        + ", ".join(f"{r.task} {r.batches}" for r in results)
+        + " batches (the first ones untimed); per-repeat ratios: "
+        + "; ".join(f"{r.task} {', '.join(f'{x:.3f}' for x in r.per_repeat)}" for r in results)
+        + ". Largest per-batch loss difference between the pipeline and the plain loop: "
+        + ", ".join(f"{r.task} {r.loss_gap:.1e}" for r in results)
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(path: Path, text: str) -> None:
+    """Replace the marked section of ``path`` (or append one) with the table, atomically."""
+    section = f"{START}\n{text}\n{END}"
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        new = head + section + rest.split(END, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n## `make bench` — the four tasks in one table\n\n" + section + "\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", choices=list(SPECS), default=list(SPECS))
+    parser.add_argument("--batches", type=int, default=60, help="training batches per run")
+    parser.add_argument("--warmup", type=int, default=5, help="first batches of each run left untimed")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating pipeline/plain pairs")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 8 batches, 2 warm-up, 1 repeat")
+    parser.add_argument("--results", type=Path, help="also write the table into this markdown file")
+    parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
+    parser.add_argument("--task-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    if args.quick:
+        args.batches, args.warmup, args.repeats = 8, 2, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as the recipes' FlushDenormal callback does while they train
+    if args.task_child:  # one task, in this process; its figures go to stdout as JSON
+        result = run_task(args.task_child, args.batches, args.repeats, args.warmup)
+        print("BENCH-RESULT " + json.dumps(asdict(result)))
+        return
+    from seqtasks.data.sources import DATA_DIR_ENV
+
+    if not os.path.isdir(os.environ.get(DATA_DIR_ENV, "")):
+        raise SystemExit(f"bench: {DATA_DIR_ENV} must name the data directory (it reads the real datasets)")
+    results = []
+    for name in args.tasks:
+        command = [sys.executable, __file__, "--task-child", name, "--batches", str(args.batches)]
+        command += [
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ]
+        print(f"bench: {name} ({SPECS[name].recipe}) ...", file=sys.stderr, flush=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        found = [line for line in done.stdout.splitlines() if line.startswith("BENCH-RESULT ")]
+        if done.returncode != 0 or not found:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+            raise SystemExit(f"bench: the {name} task failed (exit {done.returncode}):\n{tail}")
+        results.append(TaskResult(**json.loads(found[-1].removeprefix("BENCH-RESULT "))))
+    text = table(results, args.quick)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    if args.results and args.quick:
+        print(f"(--quick: not written into {args.results})", file=sys.stderr)
+    elif args.results:
+        write_results(args.results, text)
+
+
+if __name__ == "__main__":
+    main()
