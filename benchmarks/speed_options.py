@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             compile_seconds: dict[str, float] = {}
             failed: dict[str, str] = {}
             run(ready, "recipe", args.warmup)  # untimed: first calls at each width
-            # compile last: once it has run, the process's eager steps were measured slower (its compile
-            # workers and caches stay), so it must not come between the other variants' repeats
+            # compile last: its compile workers and caches stay in the process, so it must not come
+            # between the other variants' repeats
             eager = [v for v in variants if v != "compile"]
             schedule = [eager if r % 2 == 0 else eager[::-1] for r in range(args.repeats)]
             schedule += [["compile"]] * args.repeats if "compile" in variants else []
