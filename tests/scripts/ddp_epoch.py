@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from tiny_model import tiny_classifier
 
 from seqtasks.data import TextClassificationDataModule
-from seqtasks.encoders import GRUEncoder
-from seqtasks.networks.classifier import ClassifierNetwork
-from seqtasks.tasks import SequenceClassifier
 
 
 class RecordIndices(pl.Callback):
@@ -70,16 +67,7 @@ def train(
         pool_batches=2,  # several pools per rank, so pooling and shuffling are exercised
         shuffle_buffer=16,
     )
-    model = SequenceClassifier(
-        network=partial(
-            ClassifierNetwork,
-            encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
-            embedding_dim=8,
-        ),
-        vocab_size=data.vocab_size,
-        labels=data.labels,
-        pad_index=data.pad_index,
-    )
+    model = tiny_classifier(data)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,

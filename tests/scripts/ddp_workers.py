@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
+from tiny_model import tiny_classifier
 
 from seqtasks.data import TextClassificationDataModule
 from seqtasks.data.batching import REAL
-from seqtasks.encoders import GRUEncoder
-from seqtasks.networks.classifier import ClassifierNetwork
-from seqtasks.tasks import SequenceClassifier
 
 
 class RecordRows(pl.Callback):
@@ -71,16 +68,7 @@ def main() -> None:
         shuffle_buffer=16,
         num_workers=args.workers,
     )
-    model = SequenceClassifier(
-        network=partial(
-            ClassifierNetwork,
-            encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
-            embedding_dim=8,
-        ),
-        vocab_size=data.vocab_size,
-        labels=data.labels,
-        pad_index=data.pad_index,
-    )
+    model = tiny_classifier(data)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,

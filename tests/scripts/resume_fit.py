@@ -17,18 +17,15 @@ import argparse
 import json
 import os
 import signal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
+from tiny_model import tiny_classifier
 
 from seqtasks.data import TextClassificationDataModule
 from seqtasks.data.batching import REAL
-from seqtasks.encoders import GRUEncoder
-from seqtasks.networks.classifier import ClassifierNetwork
-from seqtasks.tasks import SequenceClassifier
 
 
 class RecordSteps(pl.Callback):
@@ -91,18 +88,7 @@ def main() -> None:
         shuffle_buffer=24,
         num_workers=args.workers,
     )
-    model = SequenceClassifier(
-        network=partial(
-            ClassifierNetwork,
-            encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
-            embedding_dim=8,
-            embedding_dropout=0.3,
-            dropout=0.3,
-        ),
-        vocab_size=data.vocab_size,
-        labels=data.labels,
-        pad_index=data.pad_index,
-    )
+    model = tiny_classifier(data, embedding_dropout=0.3, dropout=0.3)
     checkpoints = ModelCheckpoint(
         dirpath=str(args.out / "checkpoints"), every_n_train_steps=args.every, save_last=True, save_top_k=0
     )
