@@ -13,7 +13,7 @@ NER_VECTORS := runs/vectors/conll-imdb-100d.txt
 NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe vectors test test-fast lint format bench bench-options bench-inference bench-stream bench-scaling clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench bench-options bench-inference bench-stream bench-scaling bench-vectors clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,12 +39,15 @@ $(NER_VECTORS): | $(VENV)/.installed
 vectors: $(NER_VECTORS) ## word vectors for the NER recipes (SEQTASKS_DATA_DIR, else the Hub; ~10 min)
 
 # the forward and backward character LMs of recipes/ner-conll2003-lm.yaml (contextual string embeddings):
-# each trained by its recipe (~1.4 h on a 2-core CPU; LM_ARGS="--trainer.max_steps 300 ..." for a smoke run),
+# each trained by its recipe (35 min each on a 2-core CPU, the two side by side with OMP_NUM_THREADS=1 and
+# make -j2 lms; LM_ARGS="--trainer.max_steps 300 ..." for a smoke run),
 # its best checkpoint (by validation NLL) copied to runs/lm/<recipe>.ckpt
 NER_LMS := runs/lm/lm-news-char.ckpt runs/lm/lm-news-char-backward.ckpt
 LM_ARGS ?=
 .PHONY: lms
 train-recipe: $(if $(filter ner-conll2003-lm,$(RECIPE)),$(NER_LMS))
+# the word-level LM the sentiment-*-lm recipes fine-tune from (ULMFiT), made the same way
+train-recipe: $(if $(filter sentiment-imdb-lm sentiment-stars-lm,$(RECIPE)),runs/lm/lm-imdb-word.ckpt)
 
 runs/lm/%.ckpt: | $(VENV)/.installed
 	$(BIN)/seqtasks fit --config recipes/$*.yaml --trainer.logger.init_args.save_dir runs/lm/$*-run $(LM_ARGS)
@@ -52,7 +55,7 @@ runs/lm/%.ckpt: | $(VENV)/.installed
 		test -n "$$best" || { echo "no best-*.ckpt under runs/lm/$*-run (did the run validate?)"; exit 1; }; \
 		cp "$$best" $@
 
-lms: $(NER_LMS) ## the two character LMs of ner-conll2003-lm (contextual string embeddings; ~3 h, when missing)
+lms: $(NER_LMS) ## the two character LMs of ner-conll2003-lm (contextual string embeddings; ~1 h, when missing)
 
 test: install ## run the test suite (real-data tests run when SEQTASKS_DATA_DIR is set)
 	$(BIN)/python -m pytest
@@ -84,6 +87,9 @@ bench-stream: install ## a 2M-pair streamed corpus through translation-iitb; 1 v
 
 bench-scaling: install ## scaling curves: tokens/s and memory vs length, batch, hidden size per cell; epoch vs corpus size (~7 min)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/scaling.py --threads 1 $(ARGS)
+
+bench-vectors: install ## word vectors: seqtasks' skip-gram vs gensim Word2Vec / FastText, time and quality (~15 min)
+	$(BIN)/python benchmarks/word_vectors.py $(ARGS)
 
 clean: ## remove the virtual environment and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

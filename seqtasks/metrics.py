@@ -75,9 +75,9 @@ class SpanF1(Metric):
                         raise ValueError(f"entity type {kind!r} is not among {self.types}")
                     counts[self._type_index[kind]] += 1
         device = self.tp.device
-        self.tp += torch.tensor(tp, device=device)
-        self.pred += torch.tensor(pred, device=device)
-        self.gold += torch.tensor(gold, device=device)
+        self.tp = self.tp + torch.tensor(tp, device=device)
+        self.pred = self.pred + torch.tensor(pred, device=device)
+        self.gold = self.gold + torch.tensor(gold, device=device)
 
     def compute(self) -> dict[str, Tensor]:
         def prf(tp: Tensor, pred: Tensor, gold: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -12,8 +12,9 @@ as callables: ``OptimizerCallable`` / ``LRSchedulerCallable``)::
           class_path: seqtasks.optim.StepDecay
           init_args: {start: 30, factor: 0.5}
 
-Every schedule here steps once per epoch and is a pure function of the epoch number, so a resumed fit
-(whose scheduler state is in the checkpoint) follows it exactly.
+Every schedule here is a pure function of the epoch number (``SlantedTriangular``: of the optimizer step,
+its ``interval`` is ``"step"``), so a resumed fit (whose scheduler state is in the checkpoint) follows it
+exactly.
 """
 
 from __future__ import annotations
@@ -70,3 +71,50 @@ class InverseTimeDecay(LambdaLR):
 
     def multiplier(self, epoch: int) -> float:
         return 1.0 / (1.0 + self.decay * epoch)
+
+
+class SlantedTriangular(LambdaLR):
+    """ULMFiT's slanted triangular rate (Howard & Ruder 2018), stepped once per *training step*.
+
+    The rate climbs linearly from ``lr / ratio`` to ``lr`` over the first ``cut_fraction`` of the steps,
+    then falls linearly back to ``lr / ratio`` at the last step: a short warm-up lets a fine-tuned model
+    find its region, the long decay refines it.
+
+    Args:
+        optimizer: the optimizer whose rate it sets (given by the task).
+        total_steps: the number of optimizer steps of the whole fit; None: the task fills in the trainer's
+            estimate (``Trainer.estimated_stepping_batches``) before the first step.
+        cut_fraction: the share of the steps spent climbing, in (0, 1).
+        ratio: how much smaller the lowest rate is than ``lr``, ≥ 1.
+    """
+
+    interval = "step"
+    """Stepped after each optimizer step, not each epoch (the task configures Lightning so)."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int | None = None,
+        cut_fraction: float = 0.1,
+        ratio: float = 32.0,
+    ) -> None:
+        if not 0.0 < cut_fraction < 1.0:
+            raise ValueError(f"SlantedTriangular cut_fraction must be in (0, 1), got {cut_fraction}")
+        if ratio < 1.0:
+            raise ValueError(f"SlantedTriangular ratio must be >= 1, got {ratio}")
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"SlantedTriangular total_steps must be >= 1, got {total_steps}")
+        self.total_steps = total_steps
+        self.cut_fraction, self.ratio = cut_fraction, ratio
+        super().__init__(optimizer, self.multiplier)
+
+    def multiplier(self, step: int) -> float:
+        """The factor on the base rate after ``step`` optimizer steps."""
+        if step == 0:  # the first step's rate needs no total (LambdaLR asks for it at construction)
+            return 1.0 / self.ratio
+        if self.total_steps is None:
+            raise ValueError("SlantedTriangular: total_steps is unset (a task sets it from the trainer)")
+        cut = max(1, int(self.total_steps * self.cut_fraction))
+        climbing = step < cut
+        p = step / cut if climbing else max(0.0, 1.0 - (step - cut) / max(1, self.total_steps - cut))
+        return (1.0 + p * (self.ratio - 1.0)) / self.ratio

@@ -4,7 +4,8 @@
 tagger's tokenizer; a column of token lists is used as it is), normalises words exactly as the tagger's
 vocabulary does (digits → ``0``, lower-cased when asked), and trains skip-gram with negative sampling
 (:class:`seqtasks.nn.skipgram.SkipGram`): frequent words subsampled, a dynamic window, negatives drawn from
-the unigram distribution raised to 3/4, SparseAdam with a linearly decaying rate. The vectors are written
+the unigram distribution raised to 3/4, SparseAdam with a linearly decaying rate — or, with the same
+settings, gensim's Word2Vec or FastText (:func:`train_gensim_vectors`). The vectors are written
 in the GloVe text format (``word v1 … vD`` per line) by :func:`seqtasks.data.vectors.write_word_vectors`;
 :func:`~seqtasks.data.vectors.read_word_vectors` reads them back, ``TokenTaggingDataModule(word_vectors=...)``
 adds their words to the tagger's vocabulary and ``TokenTagger(word_vectors=...)`` starts its embedding
@@ -33,6 +34,7 @@ __all__ = [
     "nearest",
     "read_word_vectors",
     "skipgram_pairs",
+    "train_gensim_vectors",
     "train_word_vectors",
     "write_word_vectors",
 ]
@@ -154,6 +156,55 @@ def train_word_vectors(
             f"{time.monotonic() - started:.0f} s"
         )
     return words, model.words.weight.detach().clone()
+
+
+def train_gensim_vectors(
+    sentences: list[list[str]],
+    method: str = "word2vec",
+    dim: int = 100,
+    window: int = 5,
+    negatives: int = 5,
+    min_count: int = 5,
+    epochs: int = 3,
+    subsample: float = 1e-4,
+    seed: int = 1,
+    workers: int = 2,
+) -> tuple[list[str], torch.Tensor]:
+    """gensim's skip-gram with negative sampling (``word2vec``) or its FastText (``fasttext``: character
+    n-grams of 3–6 as well; gensim is the optional ``vectors`` extra) with the
+    settings of :func:`train_word_vectors`: vectors of every word seen ``min_count`` times, most frequent
+    first (ties alphabetical). With ``workers`` > 1 gensim's threads make runs differ slightly."""
+    try:
+        from gensim.models import FastText, Word2Vec
+    except ImportError:
+        raise SystemExit(
+            f"word vectors by {method} need gensim: pip install 'seqtasks[vectors]' (or pip install gensim)"
+        ) from None
+    if method not in ("word2vec", "fasttext"):
+        raise ValueError(f"method must be word2vec or fasttext, got {method!r}")
+    settings = {
+        "vector_size": dim,
+        "window": window,
+        "negative": negatives,
+        "min_count": min_count,
+        "epochs": epochs,
+        "sample": subsample if subsample < 1.0 else 0,  # gensim reads sample >= 1 as a word count
+        "seed": seed,
+        "workers": workers,
+        "sg": 1,
+    }
+    counts = Counter(word for sentence in sentences for word in sentence)
+    if not any(c >= min_count for c in counts.values()):
+        raise ValueError(f"no word occurs {min_count} times in the corpus")
+    print(f"word vectors ({method}, gensim): {sum(counts.values()):,} tokens, dim {dim}, {workers} workers")
+    started = time.monotonic()
+    model = FastText(min_n=3, max_n=6, **settings) if method == "fasttext" else Word2Vec(**settings)
+    model.build_vocab(sentences)
+    model.train(sentences, total_examples=len(sentences), epochs=epochs)
+    print(f"trained in {time.monotonic() - started:.0f} s")
+    words = sorted(model.wv.index_to_key, key=lambda w: (-counts[w], w))
+    vectors = torch.from_numpy(np.stack([model.wv[w] for w in words])).float()
+    return words, vectors
 
 
 def nearest(words: list[str], vectors: torch.Tensor, query: str, k: int = 5) -> list[str]:

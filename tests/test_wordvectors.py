@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from seqtasks.cli import main
 from seqtasks.data.errors import DataError
 from seqtasks.data.vectors import read_word_vectors, write_word_vectors
 from seqtasks.training import run_lightning
-from seqtasks.wordvectors import skipgram_pairs, train_word_vectors
+from seqtasks.wordvectors import skipgram_pairs, train_gensim_vectors, train_word_vectors
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +35,11 @@ def test_pairs_stay_inside_sentences_and_the_window() -> None:
     assert {(c // 10, o // 10) for c, o in zip(centers, contexts, strict=True)} == {(1, 1), (2, 2)}
 
 
-def test_words_sharing_contexts_end_up_neighbours() -> None:
+@pytest.mark.parametrize("method", ["skipgram", "word2vec", "fasttext"])
+def test_words_sharing_contexts_end_up_neighbours(method: str) -> None:
     """Two topics, each with its own context words; a topic's members never meet each other, only the
-    same contexts. Skip-gram must still place every member closer to its own topic's members."""
+    same contexts. Skip-gram (seqtasks' own, gensim's, gensim's FastText) must still place every member
+    closer to its own topic's members."""
     rng = random.Random(0)
     topics = [
         (["cat", "dog", "mouse", "horse"], ["fur", "tail", "paws", "barn"]),
@@ -46,9 +49,21 @@ def test_words_sharing_contexts_end_up_neighbours() -> None:
     for _ in range(600):
         members, contexts = rng.choice(topics)
         sentences.append([rng.choice(members), *rng.sample(contexts, 3)])
-    words, vectors = train_word_vectors(
-        sentences, dim=16, window=3, negatives=4, min_count=1, epochs=10, subsample=1.0, lr=0.02, seed=1
-    )
+    settings = {
+        "dim": 16,
+        "window": 3,
+        "negatives": 4,
+        "min_count": 1,
+        "epochs": 10,
+        "subsample": 1.0,
+        "seed": 1,
+    }
+    if method == "skipgram":
+        words, vectors = train_word_vectors(sentences, lr=0.02, **settings)
+    else:  # one worker: gensim is then deterministic
+        words, vectors = train_gensim_vectors(sentences, method, workers=1, **settings)
+    counts = Counter(w for s in sentences for w in s)
+    assert words == sorted(counts, key=lambda w: (-counts[w], w)) and vectors.shape == (len(words), 16)
     unit = torch.nn.functional.normalize(vectors, dim=1)
 
     def similarity(a: str, b: str) -> float:
@@ -59,6 +74,16 @@ def test_words_sharing_contexts_end_up_neighbours() -> None:
             closest_own = max(similarity(word, w) for w in own if w != word)
             closest_other = max(similarity(word, w) for w in other)
             assert closest_own > closest_other + 0.2, (word, closest_own, closest_other)
+
+
+@pytest.mark.parametrize("method", ["word2vec", "fasttext"])
+def test_the_command_writes_gensim_vectors_the_tagger_reads(tmp_path: Path, method: str) -> None:
+    dataset = make_tiny_ner(tmp_path / "data")
+    out = tmp_path / f"{method}.txt"
+    main(["word-vectors", "--text", f"{dataset}:tokens", "--out", str(out), "--dim", "12", "--min-count", "1",
+          "--method", method, "--workers", "1"])  # fmt: skip
+    words, vectors = read_word_vectors(out)
+    assert "paris" in words and vectors.shape == (len(words), 12) and torch.isfinite(vectors).all()
 
 
 def test_vectors_file_round_trip_and_bad_lines(tmp_path: Path) -> None:

@@ -456,6 +456,8 @@ class StatefulLoader(DataLoader):
         delivered = pending["batches"] if pending else 0
         if pending and isinstance(self.batch_sampler, BucketBatchSampler):
             self.batch_sampler.skip = delivered
+        elif pending and hasattr(self.dataset, "skip"):  # an iterable that can start later (LM windows)
+            self.dataset.skip = delivered
         iterator = super().__iter__()
         if pending:
             set_rng_state(pending["rng"])

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from seqtasks.data.batching import StatefulLoader
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import cache_dir, load_split, resolve, split_files
 from seqtasks.data.text import PAD, UNK, Vocabulary, WordTokenizer
@@ -132,6 +133,8 @@ class StreamWindows(IterableDataset):
     """Consecutive ``bptt`` windows of a batchified stream: ``{"inputs", "targets"}`` each ``(B, <=bptt)``.
 
     Every position but each row's first is a target exactly once, in order; the last window may be shorter.
+    ``skip``: the next iteration starts after that many windows (then it is 0 again) — how a run resumed in
+    the middle of an epoch continues (:class:`~seqtasks.data.batching.StatefulLoader` sets it).
     """
 
     def __init__(self, streams: torch.Tensor, bptt: int) -> None:
@@ -139,13 +142,15 @@ class StreamWindows(IterableDataset):
             raise ValueError(f"bptt must be positive, got {bptt}")
         self.streams = streams
         self.bptt = bptt
+        self.skip = 0
 
     def __len__(self) -> int:
         return -(-(self.streams.size(1) - 1) // self.bptt)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         width = self.streams.size(1)
-        for start in range(0, width - 1, self.bptt):
+        first, self.skip = self.skip * self.bptt, 0
+        for start in range(first, width - 1, self.bptt):
             end = min(start + self.bptt, width - 1)
             yield {
                 "inputs": self.streams[:, start:end],
@@ -376,7 +381,9 @@ class LanguageModelDataModule(pl.LightningDataModule):
         return StreamWindows(streams[rank * batch_size : (rank + 1) * batch_size], self.bptt)
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(self.windows(split, batch_size), batch_size=None)
+        # the training position (windows delivered, RNG states) goes into checkpoints: a mid-epoch resume
+        # continues with the next window (the task restores the hidden state it carried into it)
+        return StatefulLoader(self.windows(split, batch_size), batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size)

@@ -18,7 +18,11 @@ from torchmetrics import Metric
 
 
 class NLLPerStep(Metric):
-    """Summed NLL over summed step count."""
+    """Summed NLL over summed step count.
+
+    The summed states here (and in :class:`FrameAccuracy`) are updated out of place: a ``validate`` before a
+    ``fit`` leaves them made under inference mode, where an in-place ``+=`` would fail in training.
+    """
 
     full_state_update = False
     higher_is_better = False
@@ -30,8 +34,8 @@ class NLLPerStep(Metric):
 
     def update(self, nll_sum: Tensor, steps: Tensor | int) -> None:
         """Add ``nll_sum`` (nats, summed over the batch's steps) and how many ``steps`` it covers."""
-        self.total += nll_sum.detach().to(torch.float64)
-        self.steps += torch.as_tensor(steps, device=self.steps.device).long()
+        self.total = self.total + nll_sum.detach().to(torch.float64)
+        self.steps = self.steps + torch.as_tensor(steps, device=self.steps.device).long()
 
     def compute(self) -> Tensor:
         return (self.total / self.steps.clamp(min=1)).float()
@@ -56,9 +60,9 @@ class FrameAccuracy(Metric):
         if mask is not None:
             keep = mask.unsqueeze(-1)
             predicted, truth = predicted & keep, truth & keep
-        self.tp += (predicted & truth).sum()
-        self.fp += (predicted & ~truth).sum()
-        self.fn += (~predicted & truth).sum()
+        self.tp = self.tp + (predicted & truth).sum()
+        self.fp = self.fp + (predicted & ~truth).sum()
+        self.fn = self.fn + (~predicted & truth).sum()
 
     def compute(self) -> Tensor:
         denominator = (self.tp + self.fp + self.fn).clamp(min=1)

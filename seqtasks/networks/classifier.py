@@ -7,6 +7,7 @@ or the gradient probe can use it directly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
@@ -14,6 +15,8 @@ from torch import Tensor, nn
 
 from seqtasks.encoders.base import RecurrentEncoder
 from seqtasks.nn.poolers import MaxPooler, Pooler
+
+_LAYER = re.compile(r"_l(\d+)(?:_reverse)?$")
 
 
 class ClassifierNetwork(nn.Module):
@@ -67,6 +70,21 @@ class ClassifierNetwork(nn.Module):
         embedded = self.embedding_dropout(self.embedding(tokens))
         encoded = self.encoder(embedded, lengths=lengths)
         return self.head(self.dropout(self.pooler(encoded, mask)))
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The parameters by depth, bottom to top: the embedding, each encoder layer (both directions
+        together; parameters named ``…_l<k>``), then pooler and head. Discriminative learning rates and
+        gradual unfreezing (ULMFiT) work on these groups."""
+        layers: dict[int, list[nn.Parameter]] = {}
+        unlayered: list[nn.Parameter] = []
+        for name, parameter in self.encoder.named_parameters():
+            found = _LAYER.search(name)
+            (layers.setdefault(int(found.group(1)), []) if found else unlayered).append(parameter)
+        encoder = [layers[k] for k in sorted(layers)]
+        if unlayered:  # an encoder without per-layer names: one group
+            encoder = [[p for group in encoder for p in group] + unlayered]
+        top = [*self.pooler.parameters(), *self.head.parameters()]
+        return [list(self.embedding.parameters()), *encoder, top]
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy of ``logits`` ``(B, num_labels)`` against class indices ``(B,)``."""

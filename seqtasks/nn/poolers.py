@@ -48,6 +48,23 @@ class MaxPooler(Pooler):
         return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
 
 
+class ConcatPooler(Pooler):
+    """ULMFiT's concat pooling (Howard & Ruder 2018): the last state, the max and the mean of the outputs,
+    side by side (``3 × input_size``), so a long review's early evidence is not only in one final state."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__(input_size)
+        self.last, self.max, self.mean = (
+            LastStatePooler(input_size),
+            MaxPooler(input_size),
+            MeanPooler(input_size),
+        )
+        self.output_size = 3 * input_size
+
+    def forward(self, encoded: EncoderOutput, mask: Tensor) -> Tensor:
+        return torch.cat([p(encoded, mask) for p in (self.last, self.max, self.mean)], dim=-1)
+
+
 class AttentionPooler(Pooler):
     """Additive self-attention pooling (Yang et al. 2016): a learned query scores each position.
 

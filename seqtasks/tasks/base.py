@@ -16,7 +16,8 @@ checkpoints, epoch seeding, fine-tuning.
 * **Fine-tune** (``init_from``) copies weights only, before training, with a fresh optimizer; tensors whose
   shape changed (a new label set, a new vocabulary) are mapped by :meth:`SeqTask.adapt_state` or left
   freshly initialised. A checkpoint of another task, or one of which no tensor fits, is refused
-  (:class:`~seqtasks.checkpoints.CheckpointError`) unless ``init_from_strict`` is false.
+  (:class:`~seqtasks.checkpoints.CheckpointError`) unless ``init_from_strict`` is false or the task
+  names that one in ``init_from_tasks`` (a classifier starts from a language model so).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class SeqTask(pl.LightningModule):
 
     monitor = "val/loss"
     """The metric a ``ReduceLROnPlateau`` schedule follows, unless the schedule names its own."""
+
+    init_from_tasks: tuple[str, ...] = ()
+    """Other tasks (class names) whose checkpoints can initialise this one (:meth:`adapt_state` maps them),
+    e.g. a word-level ``LanguageModel`` for a classifier."""
 
     def __init__(
         self,
@@ -131,7 +136,8 @@ class SeqTask(pl.LightningModule):
             raise CheckpointError(f"init_from {path}: {error}") from None
         upgrade_checkpoint(checkpoint)
         override = "set init_from_strict: false on the model to load whatever fits anyway"
-        if strict and not (isinstance(self, source) or issubclass(source, type(self))):
+        related = isinstance(self, source) or issubclass(source, type(self))
+        if strict and not (related or source.__name__ in self.init_from_tasks):
             raise CheckpointError(
                 f"init_from {path}: a {source.__name__} checkpoint cannot initialise a "
                 f"{type(self).__name__}; give a {type(self).__name__} checkpoint ({override})"
@@ -171,12 +177,31 @@ class SeqTask(pl.LightningModule):
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
+    def parameter_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """The optimizer's parameter groups as ``(parameters, rate multiplier)``; default: one group, ×1.
+        A task with discriminative rates (a lower layer learns slower) returns one group per layer."""
+        return [(list(self.parameters()), 1.0)]
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
+        groups = self.parameter_groups()
+        if len(groups) == 1 and groups[0][1] == 1.0:
+            optimizer = self.optimizer(groups[0][0])
+        else:
+            optimizer = self.optimizer([{"params": params} for params, _ in groups])
+            for group, (_, scale) in zip(optimizer.param_groups, groups, strict=True):
+                group["lr"] = group["lr"] * scale
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
-        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if getattr(scheduler, "total_steps", 0) is None and self._trainer is not None:
+            steps = self.trainer.estimated_stepping_batches
+            if steps == float("inf"):
+                raise ValueError(
+                    f"{type(scheduler).__name__} needs the fit's length: set trainer.max_steps or "
+                    "trainer.max_epochs, or the schedule's total_steps"
+                )
+            scheduler.total_steps = int(steps)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": getattr(scheduler, "interval", "epoch")}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}

@@ -14,15 +14,16 @@ from typing import Any
 import torch
 import torchmetrics
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from seqtasks.checkpoints import CHECKPOINT_KEY, legacy_network, legacy_optimizer
+from seqtasks.checkpoints import CHECKPOINT_KEY, CheckpointError, legacy_network, legacy_optimizer
 from seqtasks.data.batching import real_rows
 from seqtasks.inference.labels import prediction_record, predictions
 from seqtasks.inference.writers import RecordWriter
 from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.plots import log_figure
-from seqtasks.tasks.base import SeqTask
+from seqtasks.tasks.base import SeqTask, map_rows
 
 NETWORK = "seqtasks.networks.classifier.ClassifierNetwork"
 NETWORK_SETTINGS = ["encoder", "pooler", "embedding_dim", "embedding_dropout", "dropout"]
@@ -42,8 +43,16 @@ class SequenceClassifier(SeqTask):
         init_from: checkpoint to fine-tune from: weights only, words mapped by their text, a new head when
             the label set differs.
         init_from_strict: refuse an ``init_from`` checkpoint of another task or one nothing loads from
-            (set false to allow it).
+            (set false to allow it). A word-level ``LanguageModel`` checkpoint is accepted: its embedding
+            (mapped by word) and encoder initialise this network's (ULMFiT).
+        layer_lr_decay: discriminative learning rates (ULMFiT's 2.6): the head and pooler learn at the
+            optimizer's ``lr``, the top encoder layer at ``lr / layer_lr_decay``, each layer below it
+            ``layer_lr_decay`` times slower again, the embedding slowest. 1.0: one rate for all.
+        gradual_unfreezing: train only the head (and pooler) in the first epoch, then unfreeze one more
+            layer group from the top each epoch (top encoder layer, …, embedding) until all train.
     """
+
+    init_from_tasks = ("LanguageModel",)
 
     def __init__(
         self,
@@ -55,10 +64,16 @@ class SequenceClassifier(SeqTask):
         lr_scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
         init_from_strict: bool = True,
+        layer_lr_decay: float = 1.0,
+        gradual_unfreezing: bool = False,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         if len(labels) < 2:
             raise ValueError(f"labels must name at least two classes, got {labels}")
+        if layer_lr_decay < 1.0:
+            raise ValueError(f"layer_lr_decay must be >= 1 (lower layers learn slower), got {layer_lr_decay}")
+        self.layer_lr_decay = layer_lr_decay
+        self.gradual_unfreezing = gradual_unfreezing
         self.save_hyperparameters()
         self.labels = list(labels)
         self.pad_index = pad_index
@@ -146,26 +161,97 @@ class SequenceClassifier(SeqTask):
         rank's records and writes the one file; see :mod:`seqtasks.inference.writers`)."""
         return RecordWriter(path, "jsonl")
 
+    # ---- fine-tuning: discriminative rates, gradual unfreezing (ULMFiT) ----------------------------------
+    def parameter_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """One group per layer, top first (the head at the optimizer's rate), each lower one
+        ``layer_lr_decay`` times slower; a single group when the decay is 1."""
+        if self.layer_lr_decay == 1.0:
+            return super().parameter_groups()
+        groups = self.network.layer_groups()[::-1]
+        return [(params, self.layer_lr_decay**-depth) for depth, params in enumerate(groups)]
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.gradual_unfreezing and self.trainer.world_size > 1:
+            raise ValueError(
+                "gradual_unfreezing trains in one process only (DDP fixes the trained parameters when it "
+                f"wraps the model); this run has {self.trainer.world_size}: set devices/num_nodes to 1 or "
+                "gradual_unfreezing: false"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        if self.gradual_unfreezing:
+            groups = self.network.layer_groups()[::-1]  # top first
+            trainable = min(len(groups), self.current_epoch + 1)
+            for depth, params in enumerate(groups):
+                for parameter in params:
+                    parameter.requires_grad_(depth < trainable)
+
+    def on_train_end(self) -> None:
+        if self.gradual_unfreezing:  # the trained model leaves with every layer trainable again
+            for parameter in self.network.parameters():
+                parameter.requires_grad_(True)
+
     # ---- artefacts, fine-tuning, legacy checkpoints --------------------------------------------------
     def adapt_state(self, source: dict[str, Tensor], source_artefacts: dict[str, Any]) -> dict[str, Any]:
+        if "codec" in source_artefacts:  # a LanguageModel checkpoint
+            return self._adapt_language_model(source, source_artefacts["codec"])
         adapted = super().adapt_state(source, source_artefacts)
         # words: copy each pretrained row to the word's row in this model's vocabulary
         key = "network.embedding.weight"
         if key in source and "text_codec" in source_artefacts and "text_codec" in self.artefacts:
-            old_words = source_artefacts["text_codec"]["vocabulary"]
-            new_index = {w: i for i, w in enumerate(self.artefacts["text_codec"]["vocabulary"])}
-            weight = self.network.embedding.weight.detach().clone()
-            pairs = [(i, new_index[w]) for i, w in enumerate(old_words) if w in new_index]
-            if pairs and source[key].size(1) == weight.size(1):
-                old_rows, new_rows = zip(*pairs, strict=True)
-                weight[list(new_rows)] = source[key][list(old_rows)]
-                adapted[key] = weight
+            mapped = self._map_words(source[key], source_artefacts["text_codec"]["vocabulary"])
+            if mapped is not None:
+                adapted[key] = mapped
         # a different label set keeps its fresh head
         if "network.head.weight" in adapted:
             pretrained_labels = source_artefacts.get("labels")
             if pretrained_labels is not None and list(pretrained_labels) != self.labels:
                 adapted.pop("network.head.weight", None)
                 adapted.pop("network.head.bias", None)
+        return adapted
+
+    def _map_words(self, source: Tensor, words: list[str]) -> Tensor | None:
+        """This model's embedding with each word's row taken from ``source`` (rows named by ``words``);
+        None when the widths differ or no word is shared."""
+        own = self.network.embedding.weight.detach()
+        if "text_codec" not in self.artefacts or source.size(1) != own.size(1):
+            return None
+        vocabulary = self.artefacts["text_codec"]["vocabulary"]
+        shared = set(words) & set(vocabulary)
+        if not shared:
+            return None
+        rank_zero_info(
+            f"init_from: {len(shared):,} of this model's {len(vocabulary):,} words take pretrained rows"
+        )
+        return map_rows(own, source, words, vocabulary)
+
+    def _adapt_language_model(self, source: dict[str, Tensor], codec: dict[str, Any]) -> dict[str, Any]:
+        """A word-level LM's embedding (by word) and encoder (by name and shape); its output layer is not
+        a classifier's and stays behind."""
+        if codec.get("level") != "word" or codec.get("reverse"):
+            raise CheckpointError(
+                f"init_from: a {codec.get('level')}-level{' backward' if codec.get('reverse') else ''} "
+                "language model cannot initialise a word classifier; give a forward word-level LM"
+            )
+        tokenizer = self.artefacts.get("text_codec", {}).get("tokenizer", {})
+        if "lowercase" in tokenizer and tokenizer["lowercase"] != codec.get("lowercase"):
+            rank_zero_warn(
+                f"init_from: the language model {'folds' if codec.get('lowercase') else 'keeps'} case and "
+                "this classifier's data does not: words are mapped by their exact text, fewer will match"
+            )
+        own = self.state_dict()
+        adapted: dict[str, Any] = {
+            k: v
+            for k, v in source.items()
+            if k.startswith("network.encoder.") and k in own and own[k].shape == v.shape
+        }
+        key = "network.embedding.weight"
+        if key in source:
+            mapped = self._map_words(source[key], list(codec["vocabulary"]))
+            if mapped is not None:
+                adapted[key] = mapped
         return adapted
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

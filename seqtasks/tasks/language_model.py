@@ -4,7 +4,9 @@
 consecutive windows of :class:`~seqtasks.data.language_model.LanguageModelDataModule`. The hidden state a
 window ends with starts the next one (detached: the gradient stops at the window's start); it is reset to
 zeros at each epoch's start and at the start of each validation and test pass, which read their own stream
-from the beginning. The loss is the mean cross-entropy per target token.
+from the beginning. A checkpoint holds the state carried into the next training window (and the loader its
+position), so ``fit --ckpt_path`` in the middle of an epoch continues exactly where the run stopped. The
+loss is the mean cross-entropy per target token.
 
 Metrics are torchmetrics with summed states (exact over a split, summed across ranks): perplexity
 (``val/ppl``, ``exp`` of the mean NLL per token) and, for a character model, bits per character
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from seqtasks.checkpoints import CHECKPOINT_KEY
 from seqtasks.encoders.base import State
 from seqtasks.music.metrics import NLLPerStep
 from seqtasks.networks.language_model import LanguageModelNetwork, detach_state
@@ -70,6 +75,7 @@ class LanguageModel(SeqTask):
         self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.val_bpc, self.test_bpc = BitsPerCharacter(), BitsPerCharacter()
         self._state: dict[str, State | None] = {"train": None, "val": None, "test": None}
+        self._resumed_state: list[Tensor] | None = None
 
     @property
     def is_char_level(self) -> bool:
@@ -90,6 +96,37 @@ class LanguageModel(SeqTask):
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         self._state["train"] = None
+
+    # ---- a mid-epoch resume continues the carried state ------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Besides the base's entries: the training state carried into the next window, every rank's
+        (``(world, …)`` per state tensor), so a run resumed mid-epoch continues the stream exactly."""
+        super().on_save_checkpoint(checkpoint)
+        state = self._state["train"]
+        if state is None:
+            return
+        if self.trainer.world_size > 1:  # every rank saves (rank 0 writes): a collective is safe here
+            gathered = [self.all_gather(s) for s in state]
+        else:
+            gathered = [s.unsqueeze(0) for s in state]
+        checkpoint[CHECKPOINT_KEY]["carried_state"] = [g.detach().cpu() for g in gathered]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._resumed_state = checkpoint.get(CHECKPOINT_KEY, {}).get("carried_state")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        resumed, self._resumed_state = self._resumed_state, None
+        if resumed is None or batch_idx == 0:  # an epoch's first window starts from zeros
+            return
+        if resumed[0].size(0) != self.trainer.world_size:
+            rank_zero_warn(
+                f"the checkpoint carries the LM state of {resumed[0].size(0)} process(es), this run has "
+                f"{self.trainer.world_size}: the resumed epoch continues from a zero state"
+            )
+            return
+        self._state["train"] = tuple(s[self.global_rank].to(self.device) for s in resumed)
 
     def on_validation_epoch_start(self) -> None:
         self._state["val"] = None

@@ -159,3 +159,55 @@ def test_the_recipe_fits_and_its_checkpoint_round_trips(
         trained = load_trained(path)
         assert trained.artefacts["level"] == "word"
         torch.testing.assert_close(trained.network(tokens)[0], expected, rtol=0, atol=0)
+
+
+def test_validate_then_fit_on_the_same_task(tmp_path: Path) -> None:
+    """A validation before training (the metrics' states then made under inference mode) does not break
+    the fit that follows: the summed-state metrics update out of place."""
+    data = make_data(tmp_path)
+    task = make_task(data.vocab_size)
+    before = trainer(tmp_path, enable_checkpointing=False).validate(task, data, verbose=False)[0]["val/nll"]
+    fit = trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
+    fit.fit(task, data)
+    assert fit.callback_metrics["val/nll"] < before
+
+
+class StepLosses(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, task, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = float(outputs["loss"])
+
+
+def test_a_mid_epoch_resume_continues_the_stream_and_its_state(tmp_path: Path) -> None:
+    """Killed after k windows, resumed from that checkpoint: the next window is window k+1 (not the epoch's
+    first again), its hidden state the one the run carried (not zeros), dropout draws the same masks —
+    the losses equal an uninterrupted run's, step for step."""
+    data = make_data(tmp_path)
+    batches = len(data.windows("train", 4))
+    k = batches // 2
+    assert k >= 3
+    settings = {"input_dropout": 0.2, "output_dropout": 0.2, "embedding_dropout": 0.1}
+
+    def run(**options) -> StepLosses:
+        torch.manual_seed(0)  # the same initial weights each time
+        task, losses = make_task(data.vocab_size, **settings), StepLosses()
+        callbacks = [losses, *options.pop("callbacks", [])]
+        ckpt_path = options.pop("ckpt_path", None)
+        fit = trainer(tmp_path, callbacks=callbacks, limit_val_batches=0, **options)
+        fit.fit(task, make_data(tmp_path), ckpt_path=ckpt_path)
+        return losses
+
+    full = run(max_epochs=1, enable_checkpointing=False)
+    every_k = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=k, save_top_k=-1)
+    run(max_steps=k, callbacks=[every_k])
+    checkpoint = next((tmp_path / "ckpt").glob("*.ckpt"))
+    saved = torch.load(checkpoint, weights_only=True)
+    assert len(saved["seqtasks"]["carried_state"]) == 2  # an LSTM's (h, c), each (world, layers, B, H)
+    resumed = run(max_epochs=1, enable_checkpointing=False, ckpt_path=str(checkpoint))
+    assert sorted(resumed.losses) == list(range(k + 1, batches + 1))
+    for step in resumed.losses:
+        assert resumed.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
+    # and the check can tell: the epoch's first window (what a resume without the position would give)
+    assert abs(resumed.losses[k + 1] - full.losses[1]) > 1e-3
