@@ -193,16 +193,17 @@ def train_gensim_vectors(
         "workers": workers,
         "sg": 1,
     }
-    counts = Counter(word for sentence in sentences for word in sentence)
-    if not any(c >= min_count for c in counts.values()):
-        raise ValueError(f"no word occurs {min_count} times in the corpus")
-    print(f"word vectors ({method}, gensim): {sum(counts.values()):,} tokens, dim {dim}, {workers} workers")
-    started = time.monotonic()
     model = FastText(min_n=3, max_n=6, **settings) if method == "fasttext" else Word2Vec(**settings)
     model.build_vocab(sentences)
+    if not model.wv.index_to_key:
+        raise ValueError(f"no word occurs {min_count} times in the corpus")
+    print(
+        f"word vectors ({method}, gensim): {model.corpus_total_words:,} tokens, dim {dim}, {workers} workers"
+    )
+    started = time.monotonic()
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
     print(f"trained in {time.monotonic() - started:.0f} s")
-    words = sorted(model.wv.index_to_key, key=lambda w: (-counts[w], w))
+    words = sorted(model.wv.index_to_key, key=lambda w: (-model.wv.get_vecattr(w, "count"), w))
     vectors = torch.from_numpy(np.stack([model.wv[w] for w in words])).float()
     return words, vectors
 

@@ -130,9 +130,14 @@ def _reviews(rng: random.Random, size: int) -> dict[str, list]:
 
 
 def _metrics_script():
+    """The script as a module, its folder on the import path as when it runs (for ``tiny_model``)."""
     spec = importlib.util.spec_from_file_location("ddp_metrics", METRICS_SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(METRICS_SCRIPT.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(METRICS_SCRIPT.parent))
     return module
 
 

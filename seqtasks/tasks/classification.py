@@ -241,12 +241,8 @@ class SequenceClassifier(SeqTask):
                 f"init_from: the language model {'folds' if codec.get('lowercase') else 'keeps'} case and "
                 "this classifier's data does not: words are mapped by their exact text, fewer will match"
             )
-        own = self.state_dict()
-        adapted: dict[str, Any] = {
-            k: v
-            for k, v in source.items()
-            if k.startswith("network.encoder.") and k in own and own[k].shape == v.shape
-        }
+        fitting = super().adapt_state(source, {})  # tensors of matching name and shape
+        adapted: dict[str, Any] = {k: v for k, v in fitting.items() if k.startswith("network.encoder.")}
         key = "network.embedding.weight"
         if key in source:
             mapped = self._map_words(source[key], list(codec["vocabulary"]))

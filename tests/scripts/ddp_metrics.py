@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from tiny_model import tiny_classifier
 
 from seqtasks.data import TextClassificationDataModule
-from seqtasks.encoders import GRUEncoder
-from seqtasks.networks.classifier import ClassifierNetwork
 from seqtasks.tasks import SequenceClassifier
 
 BATCH_SIZE = 10
@@ -41,16 +39,7 @@ def build(dataset: str, streaming: bool) -> tuple[TextClassificationDataModule, 
         max_length=32,
         pool_batches=2,
     )
-    model = SequenceClassifier(
-        network=partial(
-            ClassifierNetwork,
-            encoder=lambda size: GRUEncoder(size, hidden_size=8, bidirectional=False),
-            embedding_dim=8,
-        ),
-        vocab_size=data.vocab_size,
-        labels=data.labels,
-        pad_index=data.pad_index,
-    )
+    model = tiny_classifier(data)
     return data, model
 
 
