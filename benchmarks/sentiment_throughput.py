@@ -85,7 +85,7 @@ class BatchTimer(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ):
-        if batch_idx == self.warmup:
+        if len(self.tokens) == self.warmup:  # counted over epochs: a run may span several
             sync(pl_module.device)
             self.start = time.perf_counter()
         self.tokens.append(self.count(batch))
@@ -131,11 +131,16 @@ def build_cli(args: argparse.Namespace, root_dir: str, extra: tuple[str, ...] = 
 
 
 def run_pipeline(
-    cli: Any, template: pl.LightningModule, warmup: int, count: Callable[[dict], torch.Tensor] = real_tokens
+    cli: Any,
+    template: pl.LightningModule,
+    warmup: int,
+    count: Callable[[dict], torch.Tensor] = real_tokens,
+    **trainer_settings: Any,
 ) -> Run:
+    """``Trainer.fit`` of a copy of ``template``; ``trainer_settings`` override the CLI's (``max_epochs``)."""
     model = copy.deepcopy(template)
     timer = BatchTimer(warmup, count)
-    trainer = cli.instantiate_trainer(callbacks=[timer])
+    trainer = cli.instantiate_trainer(callbacks=[timer], **trainer_settings)
     trainer.fit(model, datamodule=cli.datamodule)
     if timer.start is None or timer.end is None:
         raise RuntimeError("the pipeline ran fewer batches than the warm-up; raise --batches")
@@ -161,18 +166,22 @@ def run_plain(
     loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
     count: Callable[[dict], torch.Tensor] = real_tokens,
+    epoch_length: int | None = None,
 ) -> Run:
     """A fresh copy of the network ``template`` trained on ``batches`` in a plain loop: loss, backward,
-    clip, step."""
+    clip, step. ``batches`` may be several epochs of ``epoch_length`` batches each; each epoch is seeded
+    as the tasks seed it."""
     model = copy.deepcopy(template).to(device)
     model.train()
     optimizer = make_optimizer(model)
-    # SeqTask.on_train_batch_start seeds epoch 0 of rank 0 this way; same seed, same dropout masks.
-    torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)) * 1_000_003)
+    # SeqTask.on_train_batch_start seeds each epoch of rank 0 this way; same seeds, same dropout masks.
+    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
     losses = []
     sync(device)
     start = time.perf_counter()
     for index, batch in enumerate(batches):
+        if index == 0 or (epoch_length and index % epoch_length == 0):
+            torch.manual_seed(seed * 1_000_003 + (index // epoch_length if epoch_length else 0) * 1_009)
         if index == warmup:
             sync(device)
             start = time.perf_counter()

@@ -43,8 +43,19 @@ def test_the_ceiling_counts_three_times_the_forward_products(bench, cell, gates)
 def test_the_gemm_timer_measures_each_shape_once(bench):
     timer = bench.GemmTimer(repeats=2)
     first = timer.seconds(8, 16, 32)
-    assert first > 0 and list(timer.cache) == [(8, 16, 32)]
+    assert first > 0 and list(timer.cache) == [(8, 16, 32, False)]
     assert timer.seconds(8, 16, 32) == first
+
+
+def test_a_per_step_product_counts_at_the_faster_of_mm_and_bmm(bench):
+    """The step's recurrent products (count > 1) take the faster of one ``mm`` and a ``bmm`` share."""
+    timer = bench.GemmTimer(repeats=1)
+    timer.cache = {(4, 8, 32, False): 2.0, (4, 8, 32, True): 0.5, (4, 32, 8, False): 1.0}
+    timer.cache |= {(4, 32, 8, True): 3.0, (12, 16, 32, False): 7.0, (12, 32, 16, False): 7.0}
+    timer.cache |= {(32, 12, 16, False): 7.0, (32, 12, 8, False): 7.0}
+    shape = {"cell": "lstm", "input": 16, "hidden": 8, "layers": 1, "directions": 1}
+    seconds, _ = timer.ceiling(shape, [(4, 3)])
+    assert seconds == 4 * 7.0 + 3 * 0.5 + 3 * 1.0
 
 
 class _SlowBackward(torch.autograd.Function):

@@ -120,6 +120,13 @@ class SeqDataModule(pl.LightningDataModule):
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def sort_keys(self, data: Any) -> list[Any]:
+        """What a map-style split's examples are bucketed by (each pool sorted by it): their ``length``.
+
+        A task whose batches pad more than one sequence returns comparable tuples (translation: source
+        length, then target length), so each batch is tight on both."""
+        return list(data["length"])
+
     def artefacts(self) -> dict[str, Any]:
         """What a checkpoint must carry to use the model without this datamodule, as plain data.
 
@@ -342,7 +349,11 @@ class SeqDataModule(pl.LightningDataModule):
         data = self._splits[split]
         if not self.streaming:
             sampler = bucket_batches(
-                data["length"], self.batch_size, shuffle=train, seed=self.seed, pool_batches=self.pool_batches
+                self.sort_keys(data),
+                self.batch_size,
+                shuffle=train,
+                seed=self.seed,
+                pool_batches=self.pool_batches,
             )
             return bucket_loader(data.with_format(None), sampler, self.collate, self.num_workers)
         rank, world = self._rank_world()

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow.compute as pc
 import torch
 
 from seqtasks.data.batching import pad_sequences
@@ -145,6 +146,12 @@ class TranslationDataModule(SeqDataModule):
             "joint_vocabulary": self.joint_vocabulary,
             "min_frequency": self.min_frequency,
         }
+
+    def sort_keys(self, data: Any) -> list[Any]:
+        """(source length, target length): a pool sorted by source length alone left the targets of a
+        batch ragged (23.5 % of the translation-tatoeba recipe's positions were padding)."""
+        targets = pc.list_value_length(data.with_format("arrow")["target_ids"]).to_pylist()
+        return list(zip(data["length"], targets, strict=True))
 
     def encode_settings(self) -> dict[str, Any]:
         return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length}

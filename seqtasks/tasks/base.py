@@ -177,6 +177,22 @@ class SeqTask(pl.LightningModule):
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
+    def logs_this_step(self, batch_idx: int) -> bool:
+        """Whether a training step logs: the steps whose values the logger writes (every
+        ``trainer.log_every_n_steps``-th), an epoch's first and last batch, and every step outside a fit.
+
+        A ``self.log`` call costs ~1 ms on a CPU (measured: 0.7-1.2 ms, 5-7 % of the music recipe's
+        training step), and Lightning writes step values only every ``log_every_n_steps`` steps, so the
+        tasks log training values only then. Epoch means come from metrics updated every step (logged as
+        metric objects, computed once at the epoch's end), so they still cover every batch; only the
+        progress bar's step value is refreshed less often.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(trainer.log_every_n_steps))
+        return batch_idx == 0 or (trainer.global_step + 1) % every == 0 or bool(trainer.is_last_batch)
+
     def parameter_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
         """The optimizer's parameter groups as ``(parameters, rate multiplier)``; default: one group, ×1.
         A task with discriminative rates (a lower layer learns slower) returns one group per layer."""

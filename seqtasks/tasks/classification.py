@@ -99,7 +99,7 @@ class SequenceClassifier(SeqTask):
         """Logits ``(B, num_labels)`` for a padded batch of token ids (the network's)."""
         return self.network(tokens, lengths)
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+    def _step(self, batch: dict[str, Tensor], stage: str, log: bool = True) -> tuple[Tensor, Tensor]:
         """Loss and predictions; updates the stage's metrics (epoch values, exact across ranks)."""
         logits = self.network(batch["tokens"], batch["lengths"])
         loss = self.network.loss(logits, batch["labels"])
@@ -108,7 +108,8 @@ class SequenceClassifier(SeqTask):
         metrics.update(predicted, batch["labels"])
         mean_loss = getattr(self, f"{stage}_loss")
         mean_loss.update(loss.detach(), weight=batch["labels"].size(0))
-        self._log_stage(stage)
+        if log:
+            self._log_stage(stage)
         return loss, predicted
 
     def _log_stage(self, stage: str) -> None:
@@ -128,8 +129,10 @@ class SequenceClassifier(SeqTask):
         return rows, predicted
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, _ = self._step(batch, "train")
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        log = self.logs_this_step(batch_idx)
+        loss, _ = self._step(batch, "train", log)
+        if log:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

@@ -71,7 +71,7 @@ class LanguageModel(SeqTask):
         super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.network = self.build_network(network, vocab_size)
-        self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
+        self.train_nll, self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep(), NLLPerStep()
         self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.val_bpc, self.test_bpc = BitsPerCharacter(), BitsPerCharacter()
         self._state: dict[str, State | None] = {"train": None, "val": None, "test": None}
@@ -137,8 +137,11 @@ class LanguageModel(SeqTask):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         nll_sum, tokens = self._step(batch, "train")
         loss = nll_sum / tokens
-        self.log("train/nll", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=tokens)
-        self.log("train/ppl", loss.detach().exp(), on_step=True, on_epoch=False, batch_size=tokens)
+        self.train_nll.update(nll_sum, tokens)
+        if self.logs_this_step(batch_idx):
+            self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/ppl", loss.detach().exp(), on_step=True, on_epoch=False)
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:

@@ -102,7 +102,7 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
         super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.network = self.build_network(network, NUM_KEYS)
-        self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
+        self.train_nll, self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep(), NLLPerStep()
         self.val_acc, self.test_acc = FrameAccuracy(), FrameAccuracy()
 
     def forward(self, rolls: Tensor, lengths: Tensor) -> Tensor:
@@ -112,7 +112,10 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         nll_sum, frames, _, _ = self.network.nll(batch["rolls"], batch["lengths"])
         loss = nll_sum / frames
-        self.log("train/nll", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(frames))
+        self.train_nll.update(nll_sum, frames)
+        if self.logs_this_step(batch_idx):
+            self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str, nll: NLLPerStep, acc: FrameAccuracy) -> None:
@@ -169,7 +172,7 @@ class EventComposer(GeneratesForPredict, SeqTask):
         super().__init__(optimizer, lr_scheduler, init_from, init_from_strict)
         self.save_hyperparameters()
         self.network = self.build_network(network, vocab_size, pad_index)
-        self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep()
+        self.train_nll, self.val_nll, self.test_nll = NLLPerStep(), NLLPerStep(), NLLPerStep()
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Next-token logits ``(B, T, vocab_size)``."""
@@ -181,7 +184,10 @@ class EventComposer(GeneratesForPredict, SeqTask):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         nll_sum, tokens = self._nll(batch)
         loss = nll_sum / tokens
-        self.log("train/nll", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(tokens))
+        self.train_nll.update(nll_sum, tokens)
+        if self.logs_this_step(batch_idx):
+            self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], nll: NLLPerStep) -> None:

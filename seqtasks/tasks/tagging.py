@@ -149,7 +149,7 @@ class TokenTagger(SeqTask):
         return self.network(words, chars, casing, lengths, tokens)
 
     # ---- steps and metrics -------------------------------------------------------------------------
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], stage: str, log: bool = True) -> Tensor:
         scores = self.network(
             batch["words"], batch["chars"], batch["casing"], batch["lengths"], batch.get("tokens")
         )
@@ -157,14 +157,15 @@ class TokenTagger(SeqTask):
         loss = self.network.loss(scores, batch["tags"], mask)
         mean_loss = getattr(self, f"{stage}_loss")
         mean_loss.update(loss.detach(), weight=mask.size(0))
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        if log:
+            self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         if stage != "train":
             metric = getattr(self, f"{stage}_f1")
             metric.update(self.network.decode(scores, mask), batch["tags"], mask)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train", self.logs_this_step(batch_idx))
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         """Validation and test count only the batch's real rows (:func:`~seqtasks.data.batching.real_rows`:

@@ -127,18 +127,21 @@ class Seq2SeqTranslator(SeqTask):
         return self._translator
 
     # ---- training and evaluation --------------------------------------------------------------------
-    def _loss(self, batch: dict[str, Any], stage: str) -> Tensor:
+    def _loss(self, batch: dict[str, Any], stage: str, log: bool = True) -> Tensor:
         logits = self(batch["source"], batch["source_lengths"], batch["target_in"])
         loss = self.loss_fn(logits.reshape(-1, logits.size(-1)), batch["target_out"].reshape(-1))
         tokens = int((batch["target_out"] != self.pad_index).sum())
         mean = getattr(self, f"{stage}_loss")
         mean.update(loss.detach(), weight=tokens)
-        self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
+        if log:
+            self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = self._loss(batch, "train")
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        log = self.logs_this_step(batch_idx)
+        loss = self._loss(batch, "train", log)
+        if log:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -3,6 +3,7 @@ streaming, one rule for empty texts."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -154,3 +155,22 @@ def test_prepare_streams_the_texts_and_trains_the_same_tokenizers(
         assert prepared["source_tokenizer"] == train(sources)
         assert prepared["target_tokenizer"] == train(targets)
     assert prepared["pairs"] == len(rows) == 160
+
+
+def test_batches_are_bucketed_by_source_then_target_length(tmp_path: Path) -> None:
+    """A pool is sorted by (source length, target length) and cut into batches: the keys line up with
+    the rows, and the batches' key ranges do not overlap (sorted by source alone, rows of equal source
+    length land in batches in random order of their target lengths, so the ranges overlap)."""
+    root = make_tiny_parallel(tmp_path / "mt")
+    data = TranslationDataModule(
+        str(root), subword_vocab_size=60, min_frequency=1, batch_size=8, pool_batches=100
+    )
+    data.setup("fit")
+    train = data.examples("train")
+    keys = data.sort_keys(train)
+    assert keys == [(len(r["source_ids"]), len(r["target_ids"])) for r in train.with_format(None)]
+    batches = list(data.train_dataloader().batch_sampler)  # one pool: the whole training split
+    assert sorted(i for batch in batches for i in batch) == list(range(len(keys)))
+    ranges = sorted((min(keys[i] for i in batch), max(keys[i] for i in batch)) for batch in batches)
+    assert len({k[1] for k in keys}) > 1 and len(batches) > 2
+    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(ranges))

@@ -23,7 +23,7 @@ def expected() -> dict:
 
 @pytest.mark.parametrize("name", ["tagger", "tagger_softmax"])
 def test_legacy_checkpoint_reproduces_its_recorded_outputs(name: str, expected: dict) -> None:
-    """Format 1 (layers on the task, optimizer as flat settings) loads weights_only and tags bit for bit."""
+    """Format 1 (layers on the task, optimizer as flat settings) loads weights_only and tags as recorded."""
     record = expected[name]
     task = load_task(LEGACY / f"{name}.ckpt")
     assert isinstance(task, TokenTagger) and not task.training
@@ -47,7 +47,9 @@ def test_legacy_checkpoint_reproduces_its_recorded_outputs(name: str, expected: 
         assert torch.equal(batch[key], record[key]), key
     with torch.no_grad():
         scores = tagger.network(batch["words"], batch["chars"], batch["casing"], batch["lengths"])
-    assert torch.equal(scores, record["scores"])
+    # to float rounding, not bit for bit: the recording's CPU (Intel, AMX) and another (AMD Zen 4) differ in
+    # the last bits of oneDNN's products (9.5e-7 here); the tags above and below are compared exactly
+    torch.testing.assert_close(scores, record["scores"], rtol=1e-5, atol=1e-5)
     predicted = task.predict_step(batch, 0)  # records, decoded as the inference API decodes them
     assert [[t["tag"] for t in r["tokens"]] for r in predicted] == record["tags"]
     assert [r["id"] for r in predicted] == [1, 2, 3, 4, 5]

@@ -378,9 +378,10 @@ def test_predict_stage_gives_what_the_inference_api_gives(tiny_reviews: Path, tm
     )
 
 
-def test_legacy_checkpoint_loads_and_predicts_bit_for_bit() -> None:
+def test_legacy_checkpoint_loads_and_predicts_as_recorded() -> None:
     """A classifier checkpoint of before the redesign (format 1) loads with weights_only, is upgraded to the
-    network layout, and gives exactly the labels, probabilities and logits that the old code recorded."""
+    network layout, and gives exactly the labels and probabilities that the old code recorded, and its
+    logits to float rounding (another CPU differs in their last bits)."""
     expected = torch.load(LEGACY / "expected.pt", weights_only=True)["classifier"]
     task = load_task(LEGACY / "classifier.ckpt")
     assert isinstance(task, SequenceClassifier) and not task.training
@@ -392,7 +393,8 @@ def test_legacy_checkpoint_loads_and_predicts_bit_for_bit() -> None:
     )
     assert torch.equal(torch.tensor([p.probabilities for p in got], dtype=torch.float64), expected["probs"])
     with torch.no_grad():
-        assert torch.equal(task.network(expected["tokens"], expected["lengths"]), expected["logits"])
+        logits = task.network(expected["tokens"], expected["lengths"])
+    torch.testing.assert_close(logits, expected["logits"], rtol=1e-5, atol=1e-5)
     # the last text has no known word: all <unk>, still classified (only an empty text is refused)
     tokens, lengths = Classifier.from_task(task).encode(expected["texts"][-1:])
     assert tokens.tolist() == [[1, 1]] and lengths.tolist() == [2]
