@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import os
@@ -345,13 +346,9 @@ class GemmTimer:
         key = (m, k, n, batched)
         if key not in self.cache:
             copies = self.BATCHED if batched else 1
-            a, b = torch.randn(copies, m, k), torch.randn(copies, k, n)
-            out = torch.empty(copies, m, n)
-            if batched:
-                product = lambda: torch.bmm(a, b, out=out)  # noqa: E731
-            else:
-                a, b, out = a[0], b[0], out[0]
-                product = lambda: torch.mm(a, b, out=out)  # noqa: E731
+            shape = (copies,) if batched else ()
+            a, b, out = torch.randn(*shape, m, k), torch.randn(*shape, k, n), torch.empty(*shape, m, n)
+            product = functools.partial(torch.bmm if batched else torch.mm, a, b, out=out)
             work = 2 * m * k * n * copies
             inner = min(2000, max(1, int(2e8 // max(work, 1))))  # ~0.1 s of work per repeat at 2 GFLOP/s
             product()
@@ -496,14 +493,12 @@ def prepared(name: str, batches_wanted: int) -> Iterator[Prepared]:
         # Lightning's fit loop does: the sampler's epoch), so the timed window is long enough to be stable
         # and includes what an epoch's start and end cost the pipeline
         epochs = -(-batches_wanted // epoch_length)
+        sampler = loader.batch_sampler.sampler
         batches = []
         for epoch in range(epochs):
-            sampler = getattr(loader.batch_sampler, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
+            sampler.set_epoch(epoch)
             batches += list(loader)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(0)
+        sampler.set_epoch(0)
         yield Prepared(spec, cli, task, datamodule, batches, clip, epochs, epoch_length)
 
 

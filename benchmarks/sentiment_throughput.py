@@ -176,12 +176,13 @@ def run_plain(
     optimizer = make_optimizer(model)
     # SeqTask.on_train_batch_start seeds each epoch of rank 0 this way; same seeds, same dropout masks.
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    epoch_length = epoch_length or len(batches)
     losses = []
     sync(device)
     start = time.perf_counter()
     for index, batch in enumerate(batches):
-        if index == 0 or (epoch_length and index % epoch_length == 0):
-            torch.manual_seed(seed * 1_000_003 + (index // epoch_length if epoch_length else 0) * 1_009)
+        if index % epoch_length == 0:
+            torch.manual_seed(seed * 1_000_003 + index // epoch_length * 1_009)
         if index == warmup:
             sync(device)
             start = time.perf_counter()

@@ -18,7 +18,7 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,12 @@ class SeqDataModule(pl.LightningDataModule):
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def sort_keys(self, data: Any) -> list[Any]:
+    def sort_keys(self, data: Any) -> Sequence[Any]:
         """What a map-style split's examples are bucketed by (each pool sorted by it): their ``length``.
 
         A task whose batches pad more than one sequence returns comparable tuples (translation: source
         length, then target length), so each batch is tight on both."""
-        return list(data["length"])
+        return data["length"]
 
     def artefacts(self) -> dict[str, Any]:
         """What a checkpoint must carry to use the model without this datamodule, as plain data.
