@@ -587,11 +587,14 @@ class MarkedRows(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, bool]:
         return self.data[int(index)], not isinstance(index, Repeated)
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[Any, bool]]:
+    def __getitems__(self, indices: list[int]) -> list[tuple[Any, bool]] | tuple[Any, list[bool]]:
         plain = [int(i) for i in indices]
+        real = [not isinstance(i, Repeated) for i in indices]
+        if getattr(self.data, "format", {}).get("type") == "arrow":  # one table of the rows, in order
+            return self.data[plain], real
         getitems = getattr(self.data, "__getitems__", None)
         examples = getitems(plain) if getitems is not None else [self.data[i] for i in plain]
-        return [(e, not isinstance(i, Repeated)) for e, i in zip(examples, indices, strict=True)]
+        return list(zip(examples, real, strict=True))
 
 
 class MarkedCollate:
@@ -600,7 +603,10 @@ class MarkedCollate:
     def __init__(self, collate: Callable[[list[Any]], Any]) -> None:
         self.collate = collate
 
-    def __call__(self, items: list[tuple[Any, bool]]) -> Any:
+    def __call__(self, items: list[tuple[Any, bool]] | tuple[Any, list[bool]]) -> Any:
+        if isinstance(items, tuple):  # an Arrow table of the rows and their flags (MarkedRows)
+            table, real = items
+            return mark_rows(self.collate(table), real)
         return mark_rows(self.collate([example for example, _ in items]), [real for _, real in items])
 
 

@@ -120,6 +120,21 @@ class SeqDataModule(pl.LightningDataModule):
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def collate_table(self, table: Any) -> dict[str, torch.Tensor]:
+        """Optional, for speed: :meth:`collate` of the rows of ``table``, a ``pyarrow.Table`` of prepared
+        examples (:mod:`seqtasks.data.columns` builds padded tensors from its columns). It must return
+        exactly what :meth:`collate` returns. Map-style loaders use it when the class that defines
+        :meth:`collate` defines it too, so a subclass with its own ``collate`` falls back to rows."""
+        raise NotImplementedError
+
+    def collates_tables(self) -> bool:
+        """Whether this datamodule's map-style loaders gather Arrow tables for :meth:`collate_table`."""
+
+        def owner(name: str) -> type:
+            return next(c for c in type(self).__mro__ if name in vars(c))
+
+        return owner("collate_table") is owner("collate") and owner("collate") is not SeqDataModule
+
     def sort_keys(self, data: Any) -> Sequence[Any]:
         """What a map-style split's examples are bucketed by (each pool sorted by it): their ``length``.
 
@@ -355,6 +370,8 @@ class SeqDataModule(pl.LightningDataModule):
                 seed=self.seed,
                 pool_batches=self.pool_batches,
             )
+            if self.collates_tables():
+                return bucket_loader(data.with_format("arrow"), sampler, self.collate_table, self.num_workers)
             return bucket_loader(data.with_format(None), sampler, self.collate, self.num_workers)
         rank, world = self._rank_world()
         stream = data

@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from seqtasks.data.batching import pad_sequences
+from seqtasks.data.columns import int_column, list_column
 from seqtasks.data.datamodule import SeqDataModule
 from seqtasks.data.errors import DataError
 from seqtasks.music.events import (
@@ -164,6 +165,22 @@ class PianoRollDataModule(SeedsForPredict, SeqDataModule):
         rolls = self.codec.collate([e["keys"] for e in examples], [e["counts"] for e in examples])
         indices = torch.tensor([e["index"] for e in examples], dtype=torch.long)
         return {"rolls": rolls, "lengths": lengths, "indices": indices}
+
+    def collate_table(self, table: Any) -> dict[str, torch.Tensor]:
+        """:meth:`collate` of a ``pyarrow.Table`` of examples, from its columns."""
+        keys, _ = list_column(table.column("keys"))
+        counts, lengths = list_column(table.column("counts"))  # lengths: frames per piece
+        rolls = torch.zeros(len(lengths), int(lengths.max()), NUM_KEYS)
+        frames = len(counts)
+        piece = torch.repeat_interleave(torch.arange(len(lengths)), lengths)  # each frame's piece
+        time = torch.arange(frames) - (torch.cumsum(lengths, 0) - lengths)[piece]  # its time in the piece
+        frame = torch.repeat_interleave(torch.arange(frames), counts)  # each sounding key's frame
+        rolls[piece[frame], time[frame], keys] = 1
+        return {
+            "rolls": rolls,
+            "lengths": int_column(table.column("length")),
+            "indices": int_column(table.column("index")),
+        }
 
 
 def bach_chorale_names() -> list[tuple[int, str]]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from seqtasks.data.columns import int_column, pad_list_column, pad_nested_column
 from seqtasks.data.conll import ConllFormatError, read_conll, read_lines
 from seqtasks.data.datamodule import SeqDataModule, _atomic_write_json
 from seqtasks.data.errors import DataError
@@ -368,6 +369,20 @@ class TokenTaggingDataModule(SeqDataModule):
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         return collate_tagged(examples, self.pad_index)
+
+    def collate_table(self, table: Any) -> dict[str, torch.Tensor]:
+        """:func:`collate_tagged` of a ``pyarrow.Table`` of examples, from its columns."""
+        words, lengths = pad_list_column(table.column("words"), self.pad_index)
+        batch = {"words": words, "lengths": lengths, "casing": pad_list_column(table.column("casing"))[0]}
+        batch["chars"] = pad_nested_column(table.column("chars"), words.size(1), self.pad_index)
+        names = table.column_names
+        if "tags" in names:
+            batch["tags"] = pad_list_column(table.column("tags"))[0]
+        if "index" in names:
+            batch["indices"] = int_column(table.column("index"))
+        if "tokens" in names:  # the raw tokens, for writing predictions (not a tensor)
+            batch["tokens"] = table.column("tokens").to_pylist()
+        return batch
 
     def split_rows(self, split: str) -> list[dict[str, Any]]:
         """The raw rows of one split (tokens and IOB2 tags), for writing predictions next to them."""
