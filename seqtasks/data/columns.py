@@ -23,47 +23,53 @@ def _array(column: Any) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
-def list_column(column: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``list<int>`` column → ``(values, lengths)``: all rows' values in order, and each row's count."""
+def _flat(column: Any) -> tuple[pa.Array, np.ndarray]:
+    """A list column's values (only the rows it holds, a slice's too) and each row's count."""
     array = _array(column)
     offsets = array.offsets.to_numpy()
-    values = array.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-    return _ints(values), torch.from_numpy(np.diff(offsets).astype(np.int64))
+    return array.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])), np.diff(offsets)
 
 
-def _ints(array: pa.Array) -> torch.Tensor:
-    return torch.from_numpy(array.to_numpy(zero_copy_only=False).astype(np.int64))
+def _numbers(array: pa.Array) -> np.ndarray:
+    """Int64 values in memory of their own (Arrow's buffers are read-only; a tensor over them must not be)."""
+    return array.to_numpy(zero_copy_only=False).astype(np.int64, copy=True)
+
+
+def list_column(column: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``list<int>`` column → ``(values, lengths)``: all rows' values in order, and each row's count."""
+    values, lengths = _flat(column)
+    return torch.from_numpy(_numbers(values)), torch.from_numpy(lengths.astype(np.int64))
 
 
 def pad_list_column(column: Any, pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``list<int>`` column → right-padded ``(B, T)`` long tensor, ``(B,)`` lengths (``pad_sequences``)."""
-    values, lengths = list_column(column)
+    values, lengths = _flat(column)
+    lengths = lengths.astype(np.int64)
     width = int(lengths.max()) if len(lengths) else 0
-    out = torch.full((len(lengths), width), pad_value, dtype=torch.long)
-    out[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = values
-    return out, lengths
+    out = np.full((len(lengths), width), pad_value, dtype=np.int64)
+    out[np.arange(width)[None, :] < lengths[:, None]] = _numbers(values)
+    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
 def pad_nested_column(column: Any, time: int, pad_value: int = 0) -> torch.Tensor:
     """A ``list<list<int>>`` column (sentences of words of characters) → ``(B, time, L)``, right-padded to
-    the longest inner list ``L`` (at least 1), as ``pad_characters`` builds it."""
-    array = _array(column)
-    offsets = array.offsets.to_numpy()
-    inner = array.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-    chars, word_lengths = list_column(inner)
-    sentence_lengths = torch.from_numpy(np.diff(offsets).astype(np.int64))
+    the longest inner list ``L`` (at least 1), as ``pad_characters`` builds it. Index arithmetic in numpy:
+    at these sizes its calls cost half of torch's."""
+    inner, sentence_lengths = _flat(column)
+    chars, word_lengths = _flat(inner)
+    chars = _numbers(chars)
     words = len(word_lengths)
     width = max(int(word_lengths.max()) if words else 1, 1)
-    out = torch.full((len(sentence_lengths), time, width), pad_value, dtype=torch.long)
-    row = torch.repeat_interleave(torch.arange(len(sentence_lengths)), sentence_lengths)
-    first_word = torch.cumsum(sentence_lengths, 0) - sentence_lengths
-    position = torch.arange(words) - first_word[row]
-    word = torch.repeat_interleave(torch.arange(words), word_lengths)
-    first_char = torch.cumsum(word_lengths, 0) - word_lengths
-    out[row[word], position[word], torch.arange(len(chars)) - first_char[word]] = chars
-    return out
+    out = np.full((len(sentence_lengths), time, width), pad_value, dtype=np.int64)
+    row = np.repeat(np.arange(len(sentence_lengths)), sentence_lengths)  # each word's sentence
+    position = np.arange(words) - (np.cumsum(sentence_lengths) - sentence_lengths)[row]
+    word = np.repeat(np.arange(words), word_lengths)  # each character's word
+    out[row[word], position[word], np.arange(len(chars)) - (np.cumsum(word_lengths) - word_lengths)[word]] = (
+        chars
+    )
+    return torch.from_numpy(out)
 
 
 def int_column(column: Any) -> torch.Tensor:
     """An integer column → a ``(B,)`` long tensor."""
-    return _ints(_array(column))
+    return torch.from_numpy(_numbers(_array(column)))
