@@ -58,6 +58,8 @@ from torch.utils.data import (
     get_worker_info,
 )
 
+from seqtasks.data.columns import pad_flat
+
 log = logging.getLogger(__name__)
 
 REAL = "real"
@@ -653,15 +655,13 @@ def pad_sequences(
     sequences: Sequence[Sequence[int]], pad_value: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad integer sequences: ``(B, T)`` tensor and ``(B,)`` lengths."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    width = int(lengths.max()) if len(sequences) else 0
-    out = torch.full((len(sequences), width), pad_value, dtype=torch.long)
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     if any(isinstance(seq, torch.Tensor) for seq in sequences):
+        out = torch.full((len(sequences), int(lengths.max())), pad_value, dtype=torch.long)
         for row, seq in enumerate(sequences):
             if len(seq):
                 out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        return out, lengths
-    # lists: one tensor of all ids, written into the real positions in row order (one call, not B)
-    flat = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
-    out[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = flat
-    return out, lengths
+        return out, torch.from_numpy(lengths)
+    # lists: one array of all ids, written into the real positions in row order (one call, not B)
+    flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64)
+    return pad_flat(flat, lengths, pad_value)

@@ -41,33 +41,46 @@ def list_column(column: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(_numbers(values)), torch.from_numpy(lengths.astype(np.int64))
 
 
-def pad_list_column(column: Any, pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``list<int>`` column → right-padded ``(B, T)`` long tensor, ``(B,)`` lengths (``pad_sequences``)."""
-    values, lengths = _flat(column)
-    lengths = lengths.astype(np.int64)
+def pad_flat(
+    values: np.ndarray, lengths: np.ndarray, pad_value: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every row's values in row order and each row's count → right-padded ``(B, T)``, ``(B,)`` lengths."""
+    lengths = lengths.astype(np.int64, copy=False)
     width = int(lengths.max()) if len(lengths) else 0
     out = np.full((len(lengths), width), pad_value, dtype=np.int64)
-    out[np.arange(width)[None, :] < lengths[:, None]] = _numbers(values)
+    out[np.arange(width)[None, :] < lengths[:, None]] = values
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def pad_nested_column(column: Any, time: int, pad_value: int = 0) -> torch.Tensor:
-    """A ``list<list<int>>`` column (sentences of words of characters) → ``(B, time, L)``, right-padded to
-    the longest inner list ``L`` (at least 1), as ``pad_characters`` builds it. Index arithmetic in numpy:
-    at these sizes its calls cost half of torch's."""
-    inner, sentence_lengths = _flat(column)
-    chars, word_lengths = _flat(inner)
-    chars = _numbers(chars)
+def pad_nested_flat(
+    chars: np.ndarray, word_lengths: np.ndarray, sentence_lengths: np.ndarray, time: int, pad_value: int = 0
+) -> torch.Tensor:
+    """Every character in order, each word's and each sentence's count → ``(B, time, L)``, right-padded to
+    the longest word ``L`` (at least 1). Index arithmetic in numpy: at these sizes its calls cost half of
+    torch's."""
     words = len(word_lengths)
     width = max(int(word_lengths.max()) if words else 1, 1)
     out = np.full((len(sentence_lengths), time, width), pad_value, dtype=np.int64)
     row = np.repeat(np.arange(len(sentence_lengths)), sentence_lengths)  # each word's sentence
     position = np.arange(words) - (np.cumsum(sentence_lengths) - sentence_lengths)[row]
     word = np.repeat(np.arange(words), word_lengths)  # each character's word
-    out[row[word], position[word], np.arange(len(chars)) - (np.cumsum(word_lengths) - word_lengths)[word]] = (
-        chars
-    )
+    first_char = (np.cumsum(word_lengths) - word_lengths)[word]
+    out[row[word], position[word], np.arange(len(chars)) - first_char] = chars
     return torch.from_numpy(out)
+
+
+def pad_list_column(column: Any, pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``list<int>`` column → right-padded ``(B, T)`` long tensor, ``(B,)`` lengths (``pad_sequences``)."""
+    values, lengths = _flat(column)
+    return pad_flat(_numbers(values), lengths, pad_value)
+
+
+def pad_nested_column(column: Any, time: int, pad_value: int = 0) -> torch.Tensor:
+    """A ``list<list<int>>`` column (sentences of words of characters) → ``(B, time, L)``, as
+    ``pad_characters`` builds it from lists."""
+    inner, sentence_lengths = _flat(column)
+    chars, word_lengths = _flat(inner)
+    return pad_nested_flat(_numbers(chars), word_lengths, sentence_lengths, time, pad_value)
 
 
 def int_column(column: Any) -> torch.Tensor:

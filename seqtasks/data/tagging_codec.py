@@ -10,9 +10,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from seqtasks.data.batching import pad_sequences
+from seqtasks.data.columns import pad_nested_flat
 from seqtasks.data.text import Vocabulary
 from seqtasks.nn.chars import casing
 
@@ -137,22 +139,18 @@ class TaggingCodec:
 def pad_characters(sentences: list[list[list[int]]], time: int, pad_index: int = 0) -> torch.Tensor:
     """``(B, time, L)`` character ids of ``B`` sentences' words, right-padded to the longest word ``L``.
 
-    Built from one flat tensor of every character id and index arithmetic: padding nested Python lists
-    word by word cost more than the tagger's training step on CPU.
+    Built from one flat array of every character id and index arithmetic (:func:`pad_nested_flat`, which
+    also pads Arrow columns): padding nested Python lists word by word cost more than the tagger's
+    training step on CPU.
     """
     words = [chars for sentence in sentences for chars in sentence]
-    word_lengths = torch.tensor([len(chars) for chars in words], dtype=torch.long)
-    width = max(int(word_lengths.max()) if words else 1, 1)
-    out = torch.full((len(sentences), time, width), pad_index, dtype=torch.long)
-    flat = torch.tensor(list(itertools.chain.from_iterable(words)), dtype=torch.long)
-    sentence_lengths = torch.tensor([len(sentence) for sentence in sentences], dtype=torch.long)
-    row = torch.repeat_interleave(torch.arange(len(sentences)), sentence_lengths)  # each word's sentence
-    first_word = torch.cumsum(sentence_lengths, 0) - sentence_lengths
-    position = torch.arange(len(words)) - first_word[row]  # each word's position in its sentence
-    word = torch.repeat_interleave(torch.arange(len(words)), word_lengths)  # each character's word
-    first_char = torch.cumsum(word_lengths, 0) - word_lengths
-    out[row[word], position[word], torch.arange(len(flat)) - first_char[word]] = flat
-    return out
+    return pad_nested_flat(
+        np.fromiter(itertools.chain.from_iterable(words), dtype=np.int64),
+        np.fromiter(map(len, words), dtype=np.int64, count=len(words)),
+        np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences)),
+        time,
+        pad_index,
+    )
 
 
 def collate_tagged(examples: list[dict[str, Any]], pad_index: int = 0) -> dict[str, torch.Tensor]:
