@@ -149,3 +149,69 @@ def test_the_verdicts_say_which_targets_are_missed(bench):
     lines = bench.verdicts([good, slow])
     assert "NOT met" not in lines[0]
     assert lines[1].count("NOT met") == 3
+
+
+def _tiny_composer():
+    from seqtasks.encoders import GRUEncoder
+    from seqtasks.networks.music import PianoRollNetwork
+    from seqtasks.tasks.music import PianoRollComposer
+
+    return PianoRollComposer(
+        lambda keys: PianoRollNetwork(
+            keys, lambda n: GRUEncoder(n, hidden_size=8, bidirectional=False), input_dropout=0.3, dropout=0.3
+        )
+    )
+
+
+def test_the_plain_loop_stepping_in_turn_repeats_the_pipelines_losses(bench, tmp_path, monkeypatch):
+    """Stepping in turn inside one fit, with dropout: the plain loop's own random stream (seeded at each
+    epoch's first batch as the tasks seed theirs) gives it the pipeline's dropout masks, so the two paths'
+    per-batch losses agree; its steps run on every batch, half of them before and half after the
+    pipeline's, and only those inside the timed window are taken out of it."""
+    import lightning.pytorch as pl
+    from sentiment_throughput import BatchTimer
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "3")
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for index in range(5):
+        lengths = torch.tensor([4 + index % 3, 3])
+        rolls = (torch.rand(2, int(lengths.max()), 88, generator=generator) < 0.1).float()
+        batches.append({"rolls": rolls, "lengths": lengths})
+    task = _tiny_composer()
+
+    def loss_of(network, batch):
+        nll_sum, frames, _, _ = network.nll(batch["rolls"], batch["lengths"])
+        return nll_sum / frames
+
+    plain = bench.PlainInTurn(task.network, lambda n: torch.optim.AdamW(n.parameters()), loss_of, 1.0, seed=3)
+    turn = bench.InTurn(plain)
+    timer = BatchTimer(1, lambda batch: batch["lengths"].sum())
+    task.configure_optimizers = lambda: torch.optim.AdamW(task.parameters())
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        callbacks=[timer, turn],
+        default_root_dir=tmp_path,
+    )
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
+    trainer.fit(task, train_dataloaders=loader)
+    pipeline = [float(x) for x in timer.losses]
+    assert len(plain.losses) == len(pipeline) == 10
+    assert plain.losses == pytest.approx(pipeline, abs=1e-6)
+    assert len(set(plain.losses)) == 10  # the weights moved: both paths trained, none repeated a step
+    assert len(turn.spans) == 10
+    window = turn.inside(timer.start, timer.end)
+    # the first batch's plain step ran before the window opened
+    assert 0 < window < sum(b - a for a, b in turn.spans)
+
+
+def test_in_turn_counts_only_the_part_of_each_run_inside_the_window(bench):
+    turn = bench.InTurn(None)
+    turn.spans = [(0.0, 1.0), (2.0, 3.0), (4.0, 6.0)]
+    assert turn.inside(0.5, 5.0) == pytest.approx(0.5 + 1.0 + 1.0)
+    assert turn.inside(10.0, 11.0) == 0.0

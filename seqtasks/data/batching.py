@@ -58,7 +58,7 @@ from torch.utils.data import (
     get_worker_info,
 )
 
-from seqtasks.data.columns import pad_flat
+from seqtasks.data.columns import ColumnStore, pad_flat
 
 log = logging.getLogger(__name__)
 
@@ -592,8 +592,12 @@ class MarkedRows(Dataset):
     def __getitems__(self, indices: list[int]) -> list[tuple[Any, bool]] | tuple[Any, list[bool]]:
         plain = [int(i) for i in indices]
         real = [not isinstance(i, Repeated) for i in indices]
+        if isinstance(self.data, ColumnStore):  # the rows' columns, gathered in numpy
+            return self.data.gather(plain), real
         if getattr(self.data, "format", {}).get("type") == "arrow":  # one table of the rows, in order
-            return self.data[plain], real
+            # datasets gathers a batch as one slice per row: every column has B chunks. One combine for
+            # the whole table costs less than one per column (JSB: 18 µs vs 89 µs for its 4 columns).
+            return self.data[plain].combine_chunks(), real
         getitems = getattr(self.data, "__getitems__", None)
         examples = getitems(plain) if getitems is not None else [self.data[i] for i in plain]
         return list(zip(examples, real, strict=True))
@@ -606,7 +610,7 @@ class MarkedCollate:
         self.collate = collate
 
     def __call__(self, items: list[tuple[Any, bool]] | tuple[Any, list[bool]]) -> Any:
-        if isinstance(items, tuple):  # an Arrow table of the rows and their flags (MarkedRows)
+        if isinstance(items, tuple):  # a table of the rows and their flags (MarkedRows)
             table, real = items
             return mark_rows(self.collate(table), real)
         return mark_rows(self.collate([example for example, _ in items]), [real for _, real in items])

@@ -36,6 +36,7 @@ from seqtasks.data.batching import (
     bucket_loader,
     stream_loader,
 )
+from seqtasks.data.columns import ColumnStore
 from seqtasks.data.errors import DataError
 from seqtasks.data.sources import ResolvedDataset, cache_dir, has_split, load_split, resolve, split_files
 from seqtasks.inference.io import split_lines
@@ -100,6 +101,7 @@ class SeqDataModule(pl.LightningDataModule):
         self._prepared: dict[str, Any] | None = None
         self._resolved: ResolvedDataset | None = None
         self._splits: dict[str, Any] = {}
+        self._stores: dict[str, tuple[Any, ColumnStore]] = {}  # split → (its examples, their columns)
 
     # ---- what subclasses provide -------------------------------------------------------------------
     def prepare_settings(self) -> dict[str, Any]:
@@ -360,6 +362,15 @@ class SeqDataModule(pl.LightningDataModule):
             return trainer.global_rank, trainer.world_size
         return 0, 1
 
+    def _column_store(self, split: str) -> ColumnStore:
+        """The split's columns in memory for :meth:`collate_table` (built once per split's examples)."""
+        data = self._splits[split]
+        cached = self._stores.get(split)
+        if cached is None or cached[0] is not data:
+            cached = (data, ColumnStore(data.with_format("arrow")[:]))
+            self._stores[split] = cached
+        return cached[1]
+
     def _loader(self, split: str, train: bool) -> DataLoader:
         data = self._splits[split]
         if not self.streaming:
@@ -371,7 +382,7 @@ class SeqDataModule(pl.LightningDataModule):
                 pool_batches=self.pool_batches,
             )
             if self.collates_tables():
-                return bucket_loader(data.with_format("arrow"), sampler, self.collate_table, self.num_workers)
+                return bucket_loader(self._column_store(split), sampler, self.collate_table, self.num_workers)
             return bucket_loader(data.with_format(None), sampler, self.collate, self.num_workers)
         rank, world = self._rank_world()
         stream = data

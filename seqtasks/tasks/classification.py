@@ -129,9 +129,8 @@ class SequenceClassifier(SeqTask):
         return rows, predicted
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        log = self.logs_this_step(batch_idx)
-        loss, _ = self._step(batch, "train", log)
-        if log:
+        loss, _ = self._step(batch, "train", self.logs_epoch_metrics())
+        if self.logs_this_step(batch_idx):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 

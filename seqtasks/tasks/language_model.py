@@ -138,8 +138,9 @@ class LanguageModel(SeqTask):
         nll_sum, tokens = self._step(batch, "train")
         loss = nll_sum / tokens
         self.train_nll.update(nll_sum, tokens)
-        if self.logs_this_step(batch_idx):
+        if self.logs_epoch_metrics():
             self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+        if self.logs_this_step(batch_idx):
             self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
             self.log("train/ppl", loss.detach().exp(), on_step=True, on_epoch=False)
         return loss

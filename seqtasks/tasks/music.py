@@ -113,8 +113,9 @@ class PianoRollComposer(GeneratesForPredict, SeqTask):
         nll_sum, frames, _, _ = self.network.nll(batch["rolls"], batch["lengths"])
         loss = nll_sum / frames
         self.train_nll.update(nll_sum, frames)
-        if self.logs_this_step(batch_idx):
+        if self.logs_epoch_metrics():
             self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+        if self.logs_this_step(batch_idx):
             self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
@@ -185,8 +186,9 @@ class EventComposer(GeneratesForPredict, SeqTask):
         nll_sum, tokens = self._nll(batch)
         loss = nll_sum / tokens
         self.train_nll.update(nll_sum, tokens)
-        if self.logs_this_step(batch_idx):
+        if self.logs_epoch_metrics():
             self.log("train/nll", self.train_nll, on_step=False, on_epoch=True, prog_bar=True)
+        if self.logs_this_step(batch_idx):
             self.log("train/nll_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 

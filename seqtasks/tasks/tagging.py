@@ -165,7 +165,7 @@ class TokenTagger(SeqTask):
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train", self.logs_this_step(batch_idx))
+        return self._step(batch, "train", self.logs_epoch_metrics())
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         """Validation and test count only the batch's real rows (:func:`~seqtasks.data.batching.real_rows`:

@@ -138,9 +138,8 @@ class Seq2SeqTranslator(SeqTask):
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        log = self.logs_this_step(batch_idx)
-        loss = self._loss(batch, "train", log)
-        if log:
+        loss = self._loss(batch, "train", self.logs_epoch_metrics())
+        if self.logs_this_step(batch_idx):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 

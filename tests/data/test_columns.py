@@ -14,7 +14,7 @@ from fixtures.ner import make_tiny_ner
 
 from seqtasks.data import TokenTaggingDataModule
 from seqtasks.data.batching import REAL
-from seqtasks.data.columns import pad_list_column, pad_nested_column
+from seqtasks.data.columns import ColumnStore, int_column, pad_list_column, pad_nested_column
 from seqtasks.data.music import PianoRollDataModule
 from seqtasks.data.tagging_codec import pad_characters, pad_sequences
 
@@ -79,6 +79,42 @@ def test_sliced_and_chunked_columns() -> None:
     chars = pad_nested_column(pa.array(sentences).slice(2), 3, pad_value=0)
     assert torch.equal(chars, pad_characters(kept_sentences, 3, 0))
     assert torch.equal(pad_nested_column(nested, 3), pad_characters(sentences[:1] + kept_sentences, 3))
+
+
+def test_a_column_store_gathers_the_rows_an_arrow_table_holds() -> None:
+    """The store reads a table of several chunks whose arrays are slices (offsets not starting at 0) and
+    gives any rows, in the order asked, repeated or not: numbers, lists, lists of lists and strings."""
+    sentences = [[[3, 4], [5]], [[6]], [[7, 8, 9], [1], [2, 2]], [[4]], [[1, 1, 1, 1]]]
+    ids = [[1, 2, 3], [4], [5, 6], [7, 8], [9]]
+    tokens = [["a", "b"], ["c"], ["d", "e", "f"], ["g"], ["h"]]
+    table = pa.concat_tables(
+        [
+            pa.table({"chars": [[[0]]], "ids": [[0]], "tokens": [["x"]], "length": [0]}).slice(1),
+            pa.table(
+                {
+                    "chars": pa.array([[[9]], *sentences[:2]]).slice(1),
+                    "ids": pa.array([[9], *ids[:2]]).slice(1),
+                    "tokens": tokens[:2],
+                    "length": [2, 1],
+                }
+            ),
+            pa.table({"chars": sentences[2:], "ids": ids[2:], "tokens": tokens[2:], "length": [3, 1, 1]}),
+        ]
+    )
+    assert table.column("ids").num_chunks == 3
+    store = ColumnStore(table)
+    assert len(store) == 5
+    for rows in ([2, 0], [4, 4, 1], [3], [0, 1, 2, 3, 4]):
+        batch = store.gather(rows)
+        assert batch.column_names == ["chars", "ids", "tokens", "length"]
+        words, lengths = pad_list_column(batch.column("ids"), pad_value=7)
+        want, want_lengths = pad_sequences([ids[r] for r in rows], 7)
+        assert torch.equal(words, want) and torch.equal(lengths, want_lengths)
+        width = max(len(sentences[r]) for r in rows)
+        chars = pad_nested_column(batch.column("chars"), width)
+        assert torch.equal(chars, pad_characters([sentences[r] for r in rows], width))
+        assert batch.column("tokens").to_pylist() == [tokens[r] for r in rows]
+        assert int_column(batch.column("length")).tolist() == [[2, 1, 3, 1, 1][r] for r in rows]
 
 
 @pytest.mark.realdata
