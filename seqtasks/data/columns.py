@@ -61,7 +61,7 @@ class ColumnStore:
     Integers and (nested) lists of integers are kept as numpy arrays: values plus offsets per list level
     (in the column's own integer type; ``collate_table`` makes them int64 per batch). Any other column
     (the raw token strings) is kept as Python lists. Built from the split's Arrow table at once (a
-    memory-mapped dataset's pages are read then; CoNLL-2003's training split: ~10 MB).
+    memory-mapped dataset's pages are read then); the datamodule keeps one per split for its loaders.
     """
 
     def __init__(self, table: pa.Table) -> None:
