@@ -18,8 +18,9 @@ task:
   fit (a callback runs the plain step on each batch the pipeline gets, before the pipeline's step on even
   batches, after it on odd ones, with its own random stream; its time is taken out of the pipeline's
   window), so both meet the same machine at every step: whole runs one after the other left the ratio to
-  the VM's drift (per-repeat ratios 0.79–0.99 in one music run; 0.90–0.93 in turn). The table gives the
-  median over repeats of each fit's ratio (target ≥ 0.95) and what the pipeline adds to a step in ms.
+  the VM's drift (music, same code: per-repeat ratios 0.82–1.00 run after run, 0.90–0.93 in turn). The
+  table gives the median over repeats of each fit's ratio (target ≥ 0.95) and what the pipeline adds to a
+  step in ms.
   **pipeline /s** comes from a fit of the pipeline alone in each repeat (in turn, two copies of a large
   model and its optimizer state share the caches and both run slower). Units: real (unpadded) tokens for
   sentiment and NER, target subwords for translation, frames for music.
@@ -515,7 +516,7 @@ def run_in_turn(
 
     Running the two paths one after the other as whole runs left the ratio to the machine's drift: on a
     2-core VM the same plain loop ran 4.8–6.1 s over the same batches in consecutive runs, and one music
-    run's per-repeat pipeline/plain ratios spread 0.79–0.99. Stepping them in turn puts both under the same
+    run's per-repeat pipeline/plain ratios spread 0.82–1.00. Stepping them in turn puts both under the same
     conditions at every step. The pipeline's time is its window (from its ``warmup``-th batch's start to
     its last batch's end) less the plain steps run inside it; the plain loop's is the sum of its timed
     steps (zero_grad, loss, backward, clip, optimizer step: what a plain loop's iteration does)."""
