@@ -443,6 +443,9 @@ class PlainInTurn:
     """
 
     def __init__(self, template: nn.Module, make_optimizer, loss_of, clip: float | None, seed: int) -> None:
+        from sentiment_throughput import plain_step
+
+        self._step = plain_step
         self.model = copy.deepcopy(template)
         self.model.train()
         self.optimizer = make_optimizer(self.model)
@@ -458,12 +461,7 @@ class PlainInTurn:
             else:
                 torch.set_rng_state(self.rng)
             start = time.perf_counter()
-            loss = self.loss_of(self.model, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-            self.optimizer.step()
+            loss = self._step(self.model, self.optimizer, self.loss_of, batch, self.clip)
             self.seconds.append(time.perf_counter() - start)
             self.rng = torch.get_rng_state()
         self.losses.append(float(loss.detach()))
@@ -498,15 +496,19 @@ class InTurn(pl.Callback):
 
 @dataclass
 class InTurnRun:
-    """One fit with both paths stepping in turn: each path's rate over the timed batches, per-batch losses."""
+    """One fit with both paths stepping in turn: each path's seconds over the timed batches, the units
+    they held, per-batch losses."""
 
-    pipeline_rate: float
-    plain_rate: float
     pipeline_seconds: float
+    plain_seconds: float
     units: int
     tokens: list[int]
     pipeline_losses: list[float]
     plain_losses: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return self.plain_seconds / self.pipeline_seconds
 
 
 def run_in_turn(
@@ -538,18 +540,29 @@ def run_in_turn(
     if timer.start is None or timer.end is None:
         raise RuntimeError("the pipeline ran fewer batches than the warm-up; raise --batches")
     tokens = [int(t) for t in timer.tokens]
-    units = sum(tokens[warmup:])
-    pipeline_seconds = timer.end - timer.start - turn.inside(timer.start, timer.end)
-    plain_seconds = sum(plain.seconds[warmup:])
     return InTurnRun(
-        units / pipeline_seconds,
-        units / plain_seconds,
-        pipeline_seconds,
-        units,
+        timer.end - timer.start - turn.inside(timer.start, timer.end),
+        sum(plain.seconds[warmup:]),
+        sum(tokens[warmup:]),
         tokens,
         [float(x) for x in timer.losses],
         plain.losses,
     )
+
+
+def bare_trainer(**settings: Any) -> pl.Trainer:
+    """A Trainer with what the bench's pipeline runs leave out left out (logger, checkpoints, progress bar,
+    model summary), clipping at 1 as the recipes do; ``settings`` add or override."""
+    defaults = {
+        "max_epochs": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "gradient_clip_val": 1.0,
+        "default_root_dir": tempfile.gettempdir(),
+    }
+    return pl.Trainer(**(defaults | settings))
 
 
 class _OneParameter(pl.LightningModule):
@@ -570,34 +583,26 @@ def lightning_floor(steps: int = 600, warmup: int = 50, repeats: int = 3) -> tup
     """(plain ms, pipeline ms) a step of a one-parameter model, medians over alternating repeats: a plain
     loop (zero_grad, loss, backward, clip, step) and ``Trainer.fit`` with the bench's settings (no logger,
     callbacks, checkpoints or progress bar; clipping at 1) over a DataLoader of the same batches."""
-    from sentiment_throughput import BatchTimer, quiet
+    from sentiment_throughput import BatchTimer, quiet, run_plain
 
     quiet()
     batches = [torch.randn(4) for _ in range(steps)]
+    one = lambda batch: torch.tensor(1)  # noqa: E731 (a step is the unit)
     plain_ms, pipeline_ms = [], []
     for _ in range(repeats):
-        model = _OneParameter()
-        optimizer = model.configure_optimizers()
-        for index, batch in enumerate(batches):
-            if index == warmup:
-                start = time.perf_counter()
-            loss = model.training_step(batch, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-        plain_ms.append(1e3 * (time.perf_counter() - start) / (steps - warmup))
-        timer = BatchTimer(warmup, lambda batch: torch.tensor(1))
-        trainer = pl.Trainer(
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            gradient_clip_val=1.0,
-            callbacks=[timer],
-            default_root_dir=tempfile.gettempdir(),
+        plain = run_plain(
+            _OneParameter(),
+            batches,
+            torch.device("cpu"),
+            1.0,
+            warmup,
+            lambda model, batch: model.training_step(batch, 0),
+            lambda model: model.configure_optimizers(),
+            one,
         )
+        plain_ms.append(1e3 * plain.seconds / (steps - warmup))
+        timer = BatchTimer(warmup, one)
+        trainer = bare_trainer(callbacks=[timer])
         trainer.fit(_OneParameter(), torch.utils.data.DataLoader(batches, batch_size=None))
         pipeline_ms.append(1e3 * (timer.end - timer.start) / (steps - warmup))
     return statistics.median(plain_ms), statistics.median(pipeline_ms)
@@ -723,8 +728,9 @@ def run_task(name: str, batches_wanted: int, repeats: int, warmup: int) -> TaskR
         # the input pipeline first, in a fresh process: after ten fits the heap holds their models until
         # the garbage collector finds them, and every collection then walks it (NER's raw rows measured
         # 2,833/s so against 4,484/s before any fit)
+        rows = sum(len(next(iter(b.values()))) for b in timed)
         gc.collect()
-        pipeline = input_pipeline(datamodule, max(sum(len(next(iter(b.values()))) for b in timed), 512))
+        pipeline = input_pipeline(datamodule, max(rows, 512))
 
         # untimed: every padded width's first kernel call (oneDNN builds its primitives per shape)
         run_plain(
@@ -758,18 +764,13 @@ def run_task(name: str, batches_wanted: int, repeats: int, warmup: int) -> TaskR
         )
         result.timed_units = runs[0].units
         result.pipeline_rate = statistics.median(r.rate for r in alone)
-        result.plain_rate = statistics.median(r.plain_rate for r in runs)
-        result.per_repeat = [r.pipeline_rate / r.plain_rate for r in runs]
+        result.plain_rate = statistics.median(r.units / r.plain_seconds for r in runs)
+        result.per_repeat = [r.ratio for r in runs]
         result.ratio = statistics.median(result.per_repeat)
         steps = len(batches) - warmup
-        result.plain_step_ms = 1e3 * statistics.median(r.units / r.plain_rate for r in runs) / steps
-        result.added_ms = 1e3 * statistics.median(
-            r.units / r.pipeline_rate - r.units / r.plain_rate for r in runs
-        )
-        result.added_ms /= steps
-        pipeline_seconds = statistics.median(r.seconds for r in alone)
-        rows = sum(len(next(iter(b.values()))) for b in timed)
-        result.rows_per_s_model = rows / pipeline_seconds
+        result.plain_step_ms = 1e3 * statistics.median(r.plain_seconds for r in runs) / steps
+        result.added_ms = 1e3 * statistics.median(r.pipeline_seconds - r.plain_seconds for r in runs) / steps
+        result.rows_per_s_model = rows / statistics.median(r.seconds for r in alone)
 
         result.padding = epoch_padding(datamodule, spec)
         result.epochs = ready.epochs

@@ -157,6 +157,23 @@ def recipe_optimizer(task: Any) -> Callable[[nn.Module], torch.optim.Optimizer]:
     return lambda network: task.optimizer(network.parameters())
 
 
+def plain_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_of: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+    batch: Any,
+    clip: float | None,
+) -> torch.Tensor:
+    """One iteration of a plain loop: loss, zero_grad, backward, clip, optimizer step; the loss."""
+    loss = loss_of(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss
+
+
 def run_plain(
     template: nn.Module,
     batches: list[dict[str, torch.Tensor]],
@@ -186,13 +203,7 @@ def run_plain(
         if index == warmup:
             sync(device)
             start = time.perf_counter()
-        loss = loss_of(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        losses.append(loss.detach())
+        losses.append(plain_step(model, optimizer, loss_of, batch, clip).detach())
     sync(device)
     seconds = time.perf_counter() - start
     tokens = [int(count(batch)) for batch in batches]

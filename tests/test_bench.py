@@ -168,7 +168,6 @@ def test_the_plain_loop_stepping_in_turn_repeats_the_pipelines_losses(bench, tmp
     epoch's first batch as the tasks seed theirs) gives it the pipeline's dropout masks, so the two paths'
     per-batch losses agree; its steps run on every batch, half of them before and half after the
     pipeline's, and only those inside the timed window are taken out of it."""
-    import lightning.pytorch as pl
     from sentiment_throughput import BatchTimer
 
     monkeypatch.setenv("PL_GLOBAL_SEED", "3")
@@ -188,16 +187,7 @@ def test_the_plain_loop_stepping_in_turn_repeats_the_pipelines_losses(bench, tmp
     turn = bench.InTurn(plain)
     timer = BatchTimer(1, lambda batch: batch["lengths"].sum())
     task.configure_optimizers = lambda: torch.optim.AdamW(task.parameters())
-    trainer = pl.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        gradient_clip_val=1.0,
-        callbacks=[timer, turn],
-        default_root_dir=tmp_path,
-    )
+    trainer = bench.bare_trainer(max_epochs=2, callbacks=[timer, turn], default_root_dir=tmp_path)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
     trainer.fit(task, train_dataloaders=loader)
     pipeline = [float(x) for x in timer.losses]

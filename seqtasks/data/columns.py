@@ -67,7 +67,7 @@ class ColumnStore:
     def __init__(self, table: pa.Table) -> None:
         self.column_names = list(table.column_names)
         self.num_rows = table.num_rows
-        self._numbers: dict[str, np.ndarray] = {}
+        self._ints: dict[str, np.ndarray] = {}
         self._lists: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}  # values, offsets outermost first
         self._python: dict[str, list[Any]] = {}
         for name in self.column_names:
@@ -79,7 +79,7 @@ class ColumnStore:
             if not pa.types.is_integer(kind) or array.null_count:
                 self._python[name] = array.to_pylist()
             elif depth == 0:
-                self._numbers[name] = array.to_numpy()
+                self._ints[name] = array.to_numpy()
             else:
                 offsets = []
                 for _ in range(depth):
@@ -93,23 +93,14 @@ class ColumnStore:
     def gather(self, rows: list[int]) -> StoredRows:
         return StoredRows(self, np.asarray(rows, dtype=np.int64))
 
-
-class StoredRows:
-    """Some rows of a :class:`ColumnStore`, read like a ``pyarrow.Table`` by ``collate_table``."""
-
-    def __init__(self, store: ColumnStore, rows: np.ndarray) -> None:
-        self.store, self.rows = store, rows
-        self.column_names = store.column_names
-        self.num_rows = len(rows)
-
-    def column(self, name: str) -> Any:
-        store = self.store
-        if name in store._numbers:
-            return store._numbers[name][self.rows]
-        if name in store._python:
-            return PyColumn([store._python[name][int(i)] for i in self.rows])
-        values, offsets = store._lists[name]
-        positions, levels = self.rows, []
+    def column(self, name: str, rows: np.ndarray) -> Any:
+        """Column ``name`` of ``rows``: an array, a :class:`FlatList` or a :class:`PyColumn`."""
+        if name in self._ints:
+            return self._ints[name][rows]
+        if name in self._python:
+            return PyColumn([self._python[name][int(i)] for i in rows])
+        values, offsets = self._lists[name]
+        positions, levels = rows, []
         for level in offsets:
             positions, lengths = _spans(level, positions)
             levels.append(lengths)
@@ -119,11 +110,19 @@ class StoredRows:
         return column
 
 
+class StoredRows:
+    """Some rows of a :class:`ColumnStore`, read like a ``pyarrow.Table`` by ``collate_table``."""
+
+    def __init__(self, store: ColumnStore, rows: np.ndarray) -> None:
+        self.store, self.rows = store, rows
+        self.column_names = store.column_names
+
+    def column(self, name: str) -> Any:
+        return self.store.column(name, self.rows)
+
+
 def _array(column: Any) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        # one chunk (a table combined once by the loader: ~18 µs for a batch's table, vs ~22 µs a column)
-        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    return column
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _flat(column: Any) -> tuple[Any, np.ndarray]:

@@ -77,6 +77,7 @@ class SeqTask(pl.LightningModule):
         self.init_from_strict = init_from_strict
         self.artefacts: dict[str, Any] = {}
         self.network_args: list[Any] = []
+        self._epoch_metrics_logged = False  # see logs_epoch_metrics
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets ``_current_fx_name`` around every hook it calls, 44 times a training step. It is
@@ -220,7 +221,7 @@ class SeqTask(pl.LightningModule):
         it again each step would only repeat that ~1 ms call."""
         if self._trainer is None:
             return True
-        if getattr(self, "_epoch_metrics_logged", False):
+        if self._epoch_metrics_logged:
             return False
         self._epoch_metrics_logged = True
         return True
