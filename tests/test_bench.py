@@ -205,3 +205,30 @@ def test_in_turn_counts_only_the_part_of_each_run_inside_the_window(bench):
     turn.spans = [(0.0, 1.0), (2.0, 3.0), (4.0, 6.0)]
     assert turn.inside(0.5, 5.0) == pytest.approx(0.5 + 1.0 + 1.0)
     assert turn.inside(10.0, 11.0) == 0.0
+
+
+def test_the_input_pipeline_rate_is_a_median_over_passes(bench, tmp_path, monkeypatch):
+    """One pass slowed down (a VM pause) does not decide the rate: the median of the passes does."""
+    from fixtures.ner import make_tiny_ner
+
+    from seqtasks.data import TokenTaggingDataModule
+
+    dm = TokenTaggingDataModule(str(make_tiny_ner(tmp_path / "d")), batch_size=3)
+    dm.setup("fit")
+    rows = len(dm._splits["train"])
+    encode = dm.encode_row
+    calls = {"n": 0}
+
+    def encode_row(row, index, source):
+        calls["n"] += 1
+        if 1 + rows < calls["n"] <= 1 + 2 * rows:  # the second timed pass (after the untimed row)
+            time.sleep(0.05)
+        return encode(row, index, source)
+
+    monkeypatch.setattr(dm, "encode_row", encode_row)
+    figures = bench.input_pipeline(dm, 10_000, passes=3)
+    assert calls["n"] == 1 + 3 * rows
+    assert figures["rows"] == rows
+    slowed = rows / (0.05 * rows)  # the slowed pass's rate at best: 20 rows/s
+    assert figures["raw_rows_per_s"] > 5 * slowed
+    assert figures["loader_rows_per_s"] > 0
