@@ -74,6 +74,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
+from seqtasks.tasks.base import epoch_seed
+
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE.parent / "recipes"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -471,7 +473,7 @@ class PlainInTurn:
     def step(self, batch: dict[str, Tensor], epoch: int, first_of_epoch: bool) -> None:
         with torch.random.fork_rng(devices=[]):
             if first_of_epoch:
-                torch.manual_seed(self.seed * 1_000_003 + epoch * 1_009)
+                torch.manual_seed(epoch_seed(epoch, seed=self.seed))
             else:
                 torch.set_rng_state(self.rng)
             start = time.perf_counter()

@@ -54,6 +54,7 @@ from torch import nn
 
 from seqtasks.data.sources import DATA_DIR_ENV, resolve
 from seqtasks.networks.classifier import ClassifierNetwork
+from seqtasks.tasks.base import epoch_seed
 from seqtasks.training import run_lightning
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sentiment-imdb.yaml"
@@ -191,15 +192,14 @@ def run_plain(
     model = copy.deepcopy(template).to(device)
     model.train()
     optimizer = make_optimizer(model)
-    # SeqTask.on_train_batch_start seeds each epoch of rank 0 this way; same seeds, same dropout masks.
-    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    # each epoch seeded as SeqTask.on_train_batch_start seeds rank 0's: same seeds, same dropout masks
     epoch_length = epoch_length or len(batches)
     losses = []
     sync(device)
     start = time.perf_counter()
     for index, batch in enumerate(batches):
         if index % epoch_length == 0:
-            torch.manual_seed(seed * 1_000_003 + index // epoch_length * 1_009)
+            torch.manual_seed(epoch_seed(index // epoch_length))
         if index == warmup:
             sync(device)
             start = time.perf_counter()

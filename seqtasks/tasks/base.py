@@ -185,8 +185,7 @@ class SeqTask(pl.LightningModule):
         # epoch of a fit (a resumed one too) but after it in later epochs, so a seed set there would be
         # one draw further along in an uninterrupted run than in a resumed one.
         if batch_idx == 0:
-            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-            torch.manual_seed(seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
+            torch.manual_seed(epoch_seed(self.current_epoch, self.global_rank))
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Lightning's transfer, except that a dict batch's values holding only text (the tagger's raw tokens)
@@ -254,6 +253,15 @@ class SeqTask(pl.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def epoch_seed(epoch: int, rank: int = 0, seed: int | None = None) -> int:
+    """The global RNG's seed at an epoch's first training batch (:meth:`SeqTask.on_train_batch_start`):
+    from the run's seed (``seed``, else ``PL_GLOBAL_SEED``, which ``seed_everything`` sets), the epoch and
+    the rank."""
+    if seed is None:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    return seed * 1_000_003 + epoch * 1_009 + rank
 
 
 def _text(value: Any) -> bool:
