@@ -71,7 +71,7 @@ format: install ## ruff format and autofix
 	$(BIN)/ruff format seqtasks tests benchmarks
 	$(BIN)/ruff check --fix seqtasks tests benchmarks
 
-bench: install $(NER_VECTORS) ## one table for the four tasks into benchmarks/RESULTS.md (idle machine; ~15 min; ARGS="--quick")
+bench: install $(NER_VECTORS) ## one table for the four tasks into benchmarks/RESULTS.md (idle machine; 15–50 min on 2 cores; ARGS="--quick")
 	$(BIN)/python benchmarks/bench.py --results benchmarks/RESULTS.md $(ARGS)
 
 bench-options: install $(NER_VECTORS) ## what each speed option (fused/sparse optimizer, bf16, compile) buys a training step
