@@ -13,7 +13,7 @@ NER_VECTORS := runs/vectors/conll-imdb-100d.txt
 NER_VECTORS_EPOCHS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train-recipe vectors test test-fast lint format bench bench-options bench-inference bench-stream bench-scaling bench-vectors clean
+.PHONY: help install train-recipe vectors test test-fast lint format bench bench-overhead bench-options bench-inference bench-stream bench-scaling bench-vectors clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ format: install ## ruff format and autofix
 
 bench: install $(NER_VECTORS) ## one table for the four tasks into benchmarks/RESULTS.md (idle machine; 15–50 min on 2 cores; ARGS="--quick")
 	$(BIN)/python benchmarks/bench.py --results benchmarks/RESULTS.md $(ARGS)
+
+bench-overhead: install ## what the pipeline adds to a step: recipe, no task work, no loader, each vs the plain loop (~4 min; ARGS="--tasks ner")
+	$(BIN)/python benchmarks/overhead.py $(ARGS)
 
 bench-options: install $(NER_VECTORS) ## what each speed option (fused/sparse optimizer, bf16, compile) buys a training step
 	$(BIN)/python benchmarks/speed_options.py $(ARGS)

@@ -26,7 +26,8 @@ task:
   sentiment and NER, target subwords for translation, frames for music.
 * **Lightning's own floor**: the same trainer settings on a one-parameter model against the same plain
   loop: what Lightning's loop costs a step on this machine whatever the model (so a step of ``s`` ms can
-  reach at best ``s / (s + floor)``).
+  reach at best ``s / (s + floor)``). ``overhead.py`` takes one task's pipeline apart the same way (the
+  recipe's; without the task's own step work; without the loader too).
 * **input pipeline**: raw rows of the training split (read from the Parquet) → the datamodule's
   ``encode_row`` → ``collate`` in batches, rows/s; and the training DataLoader over the encoded split (what an
   epoch after the first pays). Compared with the rows/s the model consumes in the pipeline (target ≥ 10×).
@@ -528,7 +529,14 @@ class InTurnRun:
 
 
 def run_in_turn(
-    cli: Any, task: Any, spec: Spec, clip: float | None, warmup: int, **trainer_settings
+    cli: Any,
+    task: Any,
+    spec: Spec,
+    clip: float | None,
+    warmup: int,
+    model: pl.LightningModule | None = None,
+    loader: Any = None,
+    **trainer_settings,
 ) -> InTurnRun:
     """``Trainer.fit`` of a copy of the task with the plain loop stepping on the same batches in turn.
 
@@ -537,7 +545,10 @@ def run_in_turn(
     run's per-repeat pipeline/plain ratios spread 0.82–1.00. Stepping them in turn puts both under the same
     conditions at every step. The pipeline's time is its window (from its ``warmup``-th batch's start to
     its last batch's end) less the plain steps run inside it; the plain loop's is the sum of its timed
-    steps (zero_grad, loss, backward, clip, optimizer step: what a plain loop's iteration does)."""
+    steps (zero_grad, loss, backward, clip, optimizer step: what a plain loop's iteration does).
+
+    ``model`` (a copy of the task by default) is what the pipeline trains; ``loader`` (the datamodule's
+    training loader by default) what it trains on (``overhead.py`` takes parts of the pipeline away so)."""
     from sentiment_throughput import BatchTimer, recipe_optimizer
 
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
@@ -550,9 +561,12 @@ def run_in_turn(
     )
     turn = InTurn(plain)
     timer = BatchTimer(warmup, spec.count)
-    model = copy.deepcopy(task)
+    model = copy.deepcopy(task) if model is None else model
     trainer = cli.instantiate_trainer(callbacks=[timer, turn], **trainer_settings)
-    trainer.fit(model, datamodule=cli.datamodule)
+    if loader is None:
+        trainer.fit(model, datamodule=cli.datamodule)
+    else:
+        trainer.fit(model, train_dataloaders=loader)
     if timer.start is None or timer.end is None:
         raise RuntimeError("the pipeline ran fewer batches than the warm-up; raise --batches")
     tokens = [int(t) for t in timer.tokens]
@@ -671,7 +685,8 @@ class Prepared:
 
 
 @contextlib.contextmanager
-def prepared(name: str, batches_wanted: int) -> Iterator[Prepared]:
+def prepared(name: str, batches_wanted: int, overrides: tuple[str, ...] = ()) -> Iterator[Prepared]:
+    """The task's recipe built by the CLI (``overrides``: more command-line settings), its batches taken."""
     sys.path.insert(0, str(HERE))
     from sentiment_throughput import build_cli, quiet
 
@@ -680,7 +695,7 @@ def prepared(name: str, batches_wanted: int) -> Iterator[Prepared]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as root_dir:
         options = argparse.Namespace(recipe=RECIPES / f"{spec.recipe}.yaml", batches=batches_wanted)
         # no validation runs, so no learning-rate schedule (a plateau schedule would wait for val/ metrics)
-        cli = build_cli(options, root_dir, ("--model.init_args.lr_scheduler=null",))
+        cli = build_cli(options, root_dir, ("--model.init_args.lr_scheduler=null", *overrides))
         task, datamodule = cli.model, cli.datamodule
         datamodule.prepare_data()
         datamodule.setup("fit")

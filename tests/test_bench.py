@@ -232,3 +232,37 @@ def test_the_input_pipeline_rate_is_a_median_over_passes(bench, tmp_path, monkey
     slowed = rows / (0.05 * rows)  # the slowed pass's rate at best: 20 rows/s
     assert figures["raw_rows_per_s"] > 5 * slowed
     assert figures["loader_rows_per_s"] > 0
+
+
+def test_overhead_takes_the_tasks_own_step_work_away_and_feeds_the_loader_it_is_given(bench, tmp_path):
+    """``overhead.py``'s two reduced pipelines: a copy of the task whose training step is the loss alone (no
+    metric update, no seeding, no transfer; the task itself untouched), trained by ``run_in_turn`` on the
+    loader it is given, with the plain loop in turn on the same batches."""
+    import overhead
+
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for index in range(4):
+        lengths = torch.tensor([3 + index, 2])
+        rolls = (torch.rand(2, int(lengths.max()), 88, generator=generator) < 0.1).float()
+        batches.append({"rolls": rolls, "lengths": lengths})
+    task = _tiny_composer()
+    spec = bench.SPECS["music"]
+    bare = overhead.without_task_work(task, spec.loss)
+    assert type(task).__name__ == "PianoRollComposer" and type(bare).__name__ == "BarePianoRollComposer"
+    assert bare.transfer_batch_to_device(batches[0], torch.device("cpu"), 0) is batches[0]
+    state = torch.get_rng_state()
+    bare.on_train_batch_start(batches[0], 0)  # no epoch seeding
+    assert torch.equal(torch.get_rng_state(), state)
+
+    class Cli:
+        def instantiate_trainer(self, callbacks, **settings):
+            return bench.bare_trainer(callbacks=callbacks, default_root_dir=tmp_path, **settings)
+
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
+    run = bench.run_in_turn(Cli(), task, spec, 1.0, 1, model=bare, loader=loader, max_epochs=1)
+    assert run.tokens == [int(b["lengths"].sum()) for b in batches]
+    assert len(run.plain_losses) == len(run.pipeline_losses) == 4
+    assert bare.train_nll.update_count == 0 and task.train_nll.update_count == 0  # no metric update
+    moved = [not torch.equal(a, b) for a, b in zip(bare.parameters(), task.parameters(), strict=True)]
+    assert any(moved)  # the copy trained, the task did not
