@@ -76,23 +76,13 @@ def measure(name: str, batches: int, repeats: int, warmup: int, overrides: tuple
         steps = len(ready.batches) - warmup
 
         def fit(variant: str) -> bench.InTurnRun:
-            if variant == VARIANTS[0]:
-                return bench.run_in_turn(cli, task, spec, ready.clip, warmup, **epochs)
-            model = without_task_work(task, spec.loss)
-            if variant == VARIANTS[1]:
-                return bench.run_in_turn(cli, task, spec, ready.clip, warmup, model=model, **epochs)
-            loader = torch.utils.data.DataLoader(ready.batches, batch_size=None)
-            return bench.run_in_turn(
-                cli,
-                task,
-                spec,
-                ready.clip,
-                warmup,
-                model=model,
-                loader=loader,
-                max_epochs=1,
-                limit_train_batches=None,
-            )
+            settings: dict[str, Any] = dict(epochs)
+            if variant != VARIANTS[0]:
+                settings["model"] = without_task_work(task, spec.loss)
+            if variant == VARIANTS[2]:  # the batches from a list, all in one epoch
+                loader = torch.utils.data.DataLoader(ready.batches, batch_size=None)
+                settings.update(loader=loader, max_epochs=1, limit_train_batches=None)
+            return bench.run_in_turn(cli, task, spec, ready.clip, warmup, **settings)
 
         fit(VARIANTS[-1])  # untimed: every padded width's first kernel call
         for repeat in range(repeats):
